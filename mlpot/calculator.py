@@ -1,0 +1,105 @@
+"""ASE calculator: any ASE script (MD, optimisers, phonons) can use an mlpot model.
+
+It follows ASE's calculator contract: results are cached until ``system_changes`` says the
+atoms changed. The neighbour list is built with ``cutoff + skin`` and reused until an atom has
+moved more than skin/2 (or the cell, periodicity or species change), so an ASE MD run does not
+rebuild it every step.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from mlpot.data import keys as K
+from mlpot.neighbors import needs_rebuild, neighbor_list
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class MLPotCalculator(Calculator):
+    """ASE calculator for an mlpot potential.
+
+    Args:
+        model_or_path: a model (DescriptorModel, Committee, any mlpot potential) or a saved model file.
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float64"`` (default, for MD and optimisation) or ``"float32"`` (faster).
+        skin: neighbour-list skin, Å.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model_or_path, device: str = "cpu", dtype: str = "float64", skin: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        if not skin >= 0:
+            raise ValueError(f"skin must be non-negative, got {skin}")
+        if isinstance(model_or_path, (str, os.PathLike)):
+            from mlpot.models.serialization import load_model
+
+            model = load_model(model_or_path)
+        else:
+            model = model_or_path
+            if model.dtype != _DTYPES[dtype]:
+                model = copy.deepcopy(model)  # never change the dtype of the caller's model
+        self.model = model.to(device=device, dtype=_DTYPES[dtype]).eval()
+        self.device = torch.device(device)
+        self.dtype = _DTYPES[dtype]
+        self.skin = float(skin)
+        self._list: dict | None = None  # the reusable neighbour list and what it was built for
+
+    def _edges(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, numbers: torch.Tensor):
+        cached = self._list
+        reusable = (
+            cached is not None
+            and torch.equal(cached["numbers"], numbers)
+            and torch.equal(cached["pbc"], pbc)
+            and torch.equal(cached["cell"], cell)
+            and not needs_rebuild(positions, cached["positions"], self.skin)
+        )
+        if not reusable:
+            periodic = bool(pbc.any())
+            edge_index, edge_shift = neighbor_list(
+                positions, self.model.cutoff + self.skin, cell[None] if periodic else None, pbc[None] if periodic else None
+            )
+            cached = {"numbers": numbers, "pbc": pbc, "cell": cell, "positions": positions.clone(),
+                      "edge_index": edge_index, "edge_shift": edge_shift}
+            self._list = cached
+        return cached["edge_index"], cached["edge_shift"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        want_stress = "stress" in properties
+        if want_stress and not atoms.pbc.all():
+            raise PropertyNotImplementedError("stress is only defined for fully periodic cells")
+        positions = torch.tensor(atoms.get_positions(), dtype=self.dtype, device=self.device)
+        cell = torch.tensor(atoms.get_cell().array, dtype=self.dtype, device=self.device)
+        pbc = torch.tensor(atoms.get_pbc(), dtype=torch.bool, device=self.device)
+        numbers = torch.tensor(atoms.get_atomic_numbers(), dtype=torch.int64, device=self.device)
+        edge_index, edge_shift = self._edges(positions, cell, pbc, numbers)
+        data = {
+            K.POSITIONS: positions,
+            K.NUMBERS: numbers,
+            K.BATCH: torch.zeros(len(atoms), dtype=torch.int64, device=self.device),
+            K.CELL: cell[None],
+            K.PBC: pbc[None],
+            K.EDGE_INDEX: edge_index,
+            K.EDGE_SHIFT: edge_shift,
+        }
+        out = self.model(data, compute_forces=True, compute_stress=want_stress)
+        energy = float(out[K.ENERGY][0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out[K.FORCES].cpu().numpy().astype(np.float64),
+            "energies": out[K.ATOMIC_ENERGY].cpu().numpy().astype(np.float64),
+        }
+        if want_stress:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(out[K.STRESS][0].cpu().numpy().astype(np.float64))

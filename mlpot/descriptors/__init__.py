@@ -1,0 +1,93 @@
+"""Descriptors of an atom's neighbourhood: scalars (0e) and pseudoscalars (0o).
+
+:class:`Descriptor` turns edge vectors into, per atom,
+
+* scalars: neighbour densities c_{k00} and the power spectrum p_{kk'l} (:mod:`.invariants`),
+  invariant under rotations, translations, permutations and mirrors;
+* pseudoscalars: triple products of the l = 1 density channels (:mod:`.chirality`),
+  invariant under proper rotations and odd under mirrors.
+
+:func:`describe` exposes the raw descriptors of the default model for inspection and tests.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mlpot.descriptors.chirality import pseudoscalars, triple_product_indices
+from mlpot.descriptors.invariants import harmonics_coefficients, neighbour_density, power_spectrum, spherical_harmonics
+from mlpot.descriptors.radial import SpeciesRadial
+
+__all__ = ["Descriptor", "describe"]
+
+
+class Descriptor(nn.Module):
+    """Scalar and pseudoscalar descriptors of every atom from its edges.
+
+    Args:
+        n_species: number of species (model indices 0..n_species−1).
+        cutoff: r_c, Å.
+        n_radial: Bessel basis size.
+        n_channels: radial channels K per angular order.
+        l_max: highest spherical-harmonic order of the power spectrum.
+    """
+
+    def __init__(self, n_species: int, cutoff: float, n_radial: int = 8, n_channels: int = 8, l_max: int = 3):
+        super().__init__()
+        if l_max < 1:
+            raise ValueError(f"l_max must be at least 1 (pseudoscalars use the l = 1 channels), got {l_max}")
+        self.n_species, self.l_max, self.n_channels = n_species, l_max, n_channels
+        self.radial = SpeciesRadial(n_species, n_radial, n_channels, l_max + 1, cutoff)
+        self.n_scalars = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
+        self.n_pseudoscalars = triple_product_indices(n_channels).shape[0]
+        # Constant tables, rebuilt from the hyperparameters (not saved with the weights).
+        orders = torch.tensor([l for l in range(l_max + 1) for _ in range(2 * l + 1)])
+        order_weights = torch.zeros(len(orders), l_max + 1, dtype=torch.float64)
+        order_weights[torch.arange(len(orders)), orders] = 1.0 / (2 * orders + 1).double()
+        upper = torch.triu_indices(n_channels, n_channels)
+        self.register_buffer("harmonics_coefficients", harmonics_coefficients(l_max), persistent=False)
+        self.register_buffer("order_of_component", orders, persistent=False)
+        self.register_buffer("order_weights", order_weights, persistent=False)
+        self.register_buffer("pair_index", upper[0] * n_channels + upper[1], persistent=False)
+
+    def forward(self, vectors: Tensor, edge_index: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """Descriptors of every atom.
+
+        Args:
+            vectors: [E, 3] r_ij, Å, all shorter than the cutoff.
+            edge_index: [2, E] int64 (i, j).
+            species: [n_atoms] int64 model species index of each atom.
+
+        Returns:
+            scalars [n_atoms, n_scalars] and pseudoscalars [n_atoms, n_pseudoscalars].
+        """
+        centre, neighbour = edge_index[0], edge_index[1]
+        distance = vectors.norm(dim=1)
+        unit = vectors / distance[:, None]
+        pair = species.index_select(0, centre) * self.n_species + species.index_select(0, neighbour)
+        radial = self.radial(distance, pair)
+        harmonics = spherical_harmonics(unit, self.harmonics_coefficients, self.l_max)
+        density = neighbour_density(harmonics, radial, centre, species.shape[0], self.order_of_component)
+        return power_spectrum(density, self.order_weights, self.pair_index), pseudoscalars(density[:, :, 1:4])
+
+
+def describe(data: dict[str, Tensor], model: nn.Module | None = None, **hyperparameters) -> tuple[Tensor, Tensor]:
+    """Raw descriptors (before the model's standardisation) of every atom in ``data``.
+
+    Args:
+        data: AtomicData (edges are built when absent).
+        model: a :class:`mlpot.models.DescriptorModel`; by default an untrained one for the
+            elements in ``data``, seeded so that repeated calls agree.
+        **hyperparameters: passed to ``DescriptorModel`` when ``model`` is None.
+
+    Returns:
+        scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p].
+    """
+    from mlpot.models.atomistic import DescriptorModel
+
+    if model is None:
+        elements = sorted(set(data["numbers"].tolist()))
+        model = DescriptorModel(elements, dtype=data["positions"].dtype, seed=0, **hyperparameters)
+    with torch.no_grad():
+        return model.descriptors(data)

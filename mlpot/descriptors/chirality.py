@@ -1,0 +1,66 @@
+"""Pseudoscalar (0o) descriptors: scalar triple products of weighted neighbour vectors.
+
+For vector channels U_k = Σ_j w_k(r_ij) r̂_ij, the triple products χ_abc = U_a · (U_b × U_c),
+a < b < c, keep their value under proper rotations and flip sign under a mirror, since each U
+is a polar vector and the triple product is a determinant. Expanding the three sums gives the
+literal four-body sum over neighbour triples,
+
+    U_a · (U_b × U_c) = Σ_{j,k,l} w_a(r_ij) w_b(r_ik) w_c(r_il) r̂_ij · (r̂_ik × r̂_il),
+
+so the factorised form costs O(neighbours) instead of O(neighbours³).
+:func:`triple_product_reference` is that literal sum, used by the tests to check this identity.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor
+
+
+def triple_product_indices(n_channels: int) -> Tensor:
+    """[n_triples, 3] int64 channel triples (a, b, c) with a < b < c."""
+    return torch.tensor(list(itertools.combinations(range(n_channels), 3)), dtype=torch.int64).reshape(-1, 3)
+
+
+def pseudoscalars(vectors: Tensor) -> Tensor:
+    """Triple products χ_abc = U_a · (U_b × U_c) for all a < b < c.
+
+    Args:
+        vectors: [n_atoms, K, 3] vector channels U_k (any fixed basis orientation: an even
+            permutation of the axes, such as e3nn's (y, z, x) order of l = 1, leaves χ unchanged).
+
+    Returns:
+        [n_atoms, K(K−1)(K−2)/6] pseudoscalars.
+    """
+    triples = triple_product_indices(vectors.shape[1]).to(vectors.device)
+    a, b, c = (vectors.index_select(1, triples[:, k]) for k in range(3))
+    return (a * torch.linalg.cross(b, c, dim=-1)).sum(dim=-1)
+
+
+def triple_product_reference(edge_vectors: Tensor, weights: Tensor, centre: Tensor, n_atoms: int) -> Tensor:
+    """Literal O(n³) sum Σ_{j,k,l} w_a(r_ij) w_b(r_ik) w_c(r_il) r̂_ij·(r̂_ik × r̂_il); tests only.
+
+    Args:
+        edge_vectors: [E, 3] r_ij.
+        weights: [E, K] w_k(r_ij) of each edge.
+        centre: [E] int64 centre index i of each edge.
+        n_atoms: number of atoms.
+
+    Returns:
+        [n_atoms, n_triples] in the order of :func:`triple_product_indices`.
+    """
+    triples = triple_product_indices(weights.shape[1])
+    unit = edge_vectors / edge_vectors.norm(dim=1, keepdim=True)
+    out = torch.zeros(n_atoms, triples.shape[0], dtype=edge_vectors.dtype)
+    for i in range(n_atoms):
+        edges = torch.nonzero(centre == i).flatten().tolist()
+        for t, (a, b, c) in enumerate(triples.tolist()):
+            total = edge_vectors.new_zeros(())
+            for j, k, l in itertools.product(edges, repeat=3):
+                total = total + weights[j, a] * weights[k, b] * weights[l, c] * torch.dot(
+                    unit[j], torch.linalg.cross(unit[k], unit[l])
+                )
+            out[i, t] = total
+    return out

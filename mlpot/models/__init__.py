@@ -1,0 +1,17 @@
+"""Potentials: the descriptor model, committees, and the shared autograd machinery."""
+
+from mlpot.models.atomistic import DescriptorModel, fit_reference_energies
+from mlpot.models.committee import Committee
+from mlpot.models.potential import Potential, edge_vectors
+from mlpot.models.serialization import load_model, read_metadata, save_model
+
+__all__ = [
+    "Committee",
+    "DescriptorModel",
+    "Potential",
+    "edge_vectors",
+    "fit_reference_energies",
+    "load_model",
+    "read_metadata",
+    "save_model",
+]

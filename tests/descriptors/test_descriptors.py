@@ -1,0 +1,101 @@
+"""Descriptors: symmetry (scalars even, pseudoscalars odd under mirrors), the triple-product
+identity, e3nn harmonics, and the smoothness of the cutoff envelope."""
+
+import numpy as np
+import pytest
+import torch
+from e3nn import o3
+from helpers import ROUND_OFF, chiral_molecule, mirror, random_rotation
+
+from mlpot.data import atomic_data_from_atoms
+from mlpot.descriptors import describe
+from mlpot.descriptors.chirality import pseudoscalars, triple_product_reference
+from mlpot.descriptors.invariants import harmonics_coefficients, spherical_harmonics
+from mlpot.descriptors.radial import smooth_cutoff
+from mlpot.models import DescriptorModel
+
+
+@pytest.fixture(scope="module")
+def model():
+    return DescriptorModel(["H", "C", "F", "Cl", "Br"], cutoff=4.0, seed=0)
+
+
+def _descriptors(model, atoms):
+    return describe(atomic_data_from_atoms(atoms), model=model)
+
+
+def test_rotation_keeps_scalars_and_pseudoscalars(model):
+    atoms = chiral_molecule()
+    s, p = _descriptors(model, atoms)
+    rotated = atoms.copy()
+    rotated.positions = atoms.positions @ random_rotation(1).T + 3.0
+    s_rot, p_rot = _descriptors(model, rotated)
+    assert torch.allclose(s_rot, s, rtol=0, atol=ROUND_OFF * float(s.abs().max()))
+    assert torch.allclose(p_rot, p, rtol=0, atol=ROUND_OFF * float(p.abs().max()))
+
+
+def test_mirror_keeps_scalars_and_flips_pseudoscalars(model):
+    atoms = chiral_molecule()
+    s, p = _descriptors(model, atoms)
+    s_mir, p_mir = _descriptors(model, mirror(atoms))
+    assert float(p.abs().max()) > 1e-3, "a chiral molecule must have non-zero pseudoscalars"
+    assert torch.allclose(s_mir, s, rtol=0, atol=ROUND_OFF * float(s.abs().max()))
+    assert torch.allclose(p_mir, -p, rtol=0, atol=ROUND_OFF * float(p.abs().max()))
+    # An improper rotation (mirror then rotation) flips them as well.
+    improper = mirror(atoms)
+    improper.positions = improper.positions @ random_rotation(2).T
+    _, p_imp = _descriptors(model, improper)
+    assert torch.allclose(p_imp, -p, rtol=0, atol=ROUND_OFF * float(p.abs().max()))
+
+
+def test_achiral_molecule_has_zero_pseudoscalars():
+    from ase.build import molecule
+
+    model = DescriptorModel(["H", "C"], cutoff=4.0, seed=0)
+    _, p = _descriptors(model, molecule("CH4"))  # Td: contains mirror planes
+    s, _ = _descriptors(model, molecule("CH4"))
+    assert float(p.abs().max()) <= ROUND_OFF * float(s.abs().max())
+
+
+def test_factorised_triple_product_equals_literal_triple_sum():
+    """U_a·(U_b×U_c), U_k = Σ_j w_k r̂_j, equals Σ_{jkl} w_a w_b w_c r̂_j·(r̂_k×r̂_l)."""
+    generator = torch.Generator().manual_seed(0)
+    n_atoms, per_atom, n_channels = 3, 5, 4
+    vectors = torch.randn(n_atoms * per_atom, 3, dtype=torch.float64, generator=generator)
+    weights = torch.rand(n_atoms * per_atom, n_channels, dtype=torch.float64, generator=generator)
+    centre = torch.arange(n_atoms).repeat_interleave(per_atom)
+    unit = vectors / vectors.norm(dim=1, keepdim=True)
+    u = torch.zeros(n_atoms, n_channels, 3, dtype=torch.float64).index_add(0, centre, weights[:, :, None] * unit[:, None, :])
+    literal = triple_product_reference(vectors, weights, centre, n_atoms)
+    assert float(literal.abs().max()) > 1e-2
+    assert torch.allclose(pseudoscalars(u), literal, rtol=0, atol=ROUND_OFF * float(literal.abs().max()))
+
+
+def test_fast_harmonics_equal_e3nn():
+    vectors = torch.nn.functional.normalize(torch.randn(500, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), dim=1)
+    for l_max in (1, 2, 3, 4):
+        reference = o3.spherical_harmonics(list(range(l_max + 1)), vectors, normalize=False, normalization="component")
+        fast = spherical_harmonics(vectors, harmonics_coefficients(l_max), l_max)
+        assert torch.allclose(fast, reference, rtol=0, atol=1e-11)
+
+
+def test_envelope_value_and_two_derivatives_vanish_at_cutoff():
+    cutoff = 4.0
+    r = torch.tensor([cutoff], dtype=torch.float64, requires_grad=True)
+    value = smooth_cutoff(r, cutoff)
+    (first,) = torch.autograd.grad(value.sum(), r, create_graph=True)
+    (second,) = torch.autograd.grad(first.sum(), r)
+    assert float(value) == 0.0 and abs(float(first)) < 1e-15 and abs(float(second)) < 1e-14
+    inside = torch.linspace(0, cutoff, 50, dtype=torch.float64)
+    assert bool((smooth_cutoff(inside[:-1], cutoff) > 0).all())
+    assert float(smooth_cutoff(torch.tensor([0.0, 5.0, 9.0]), cutoff)[1:].abs().max()) == 0.0
+
+
+def test_descriptor_shapes_follow_hyperparameters():
+    from ase.build import molecule
+
+    model = DescriptorModel(["H", "C", "O"], n_channels=5, l_max=2, seed=0)
+    s, p = _descriptors(model, molecule("CH3CH2OH"))
+    assert s.shape == (9, 5 + 3 * 15) and p.shape == (9, 10)
+    with pytest.raises(ValueError, match="l_max"):
+        DescriptorModel(["H"], l_max=0)
