@@ -54,6 +54,8 @@ def _as_system_tensors(
     n_systems = int(batch.max()) + 1 if n_atoms > 0 else (1 if cell is None or cell.ndim == 2 else cell.shape[0])
     if n_atoms > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch must be sorted (non-decreasing system indices)")
+    if n_atoms > 0 and int(batch[0]) < 0:  # sorted, so the first is the smallest
+        raise ValueError(f"batch must hold system indices >= 0, got {int(batch[0])}")
 
     if cell is None:
         if pbc is not None and bool(torch.as_tensor(pbc).any()):
@@ -91,7 +93,20 @@ def _completed_cells(cell: Tensor, pbc: Tensor) -> Tensor:
         ValueError: if the periodic lattice vectors of a system are linearly dependent.
     """
     completed = cell.clone()
-    for s in torch.nonzero(pbc.any(dim=1)).flatten().tolist():
+    # A system periodic on no axis is never wrapped, but the batched inverse still needs an
+    # invertible cell: a molecule's is usually all zeros.
+    completed[~pbc.any(dim=1)] = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    # Fully periodic systems need no filler vectors, only the check, done for all of them at once.
+    fully = torch.nonzero(pbc.all(dim=1)).flatten()
+    if fully.numel():
+        singular = torch.linalg.matrix_rank(cell.index_select(0, fully)) < 3
+        if bool(singular.any()):
+            s = int(fully[singular][0])
+            raise ValueError(
+                f"cell of system {s} is singular on its periodic axes [0, 1, 2]: "
+                "lattice vectors are linearly dependent"
+            )
+    for s in torch.nonzero(pbc.any(dim=1) & ~pbc.all(dim=1)).flatten().tolist():
         periodic = [k for k in range(3) if pbc[s, k]]
         basis = [cell[s, k] for k in periodic]
         volume_check = torch.linalg.matrix_rank(torch.stack(basis)) if basis else 0
@@ -203,6 +218,7 @@ def _cell_list(
         inside = ((f >= -pad) & (f < 1 + pad)) | ~pbc.index_select(0, point_system)
         kept = torch.nonzero(inside.all(dim=1)).flatten()
         point_atom, point_shift = point_atom.index_select(0, kept), point_shift.index_select(0, kept)
+        point_system = point_system.index_select(0, kept)
         point_pos = wrapped.index_select(0, point_atom) + _per_system_matmul(point_shift, cell, point_system)
     point_system = batch.index_select(0, point_atom)
 
