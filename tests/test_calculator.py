@@ -1,0 +1,129 @@
+"""The ASE calculator: ASE's contract, forces against finite differences through ASE, neighbour
+list reuse, and real use — VelocityVerlet and BFGS on ethanol with a model fitted to rMD17."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import bulk, molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.test import gradient_test
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS
+
+import mlpot
+from mlpot.data import collate
+from mlpot.data.datasets import read_structures
+from mlpot.models import DescriptorModel, fit_reference_energies
+
+ETHANOL = Path(__file__).resolve().parents[1] / "datasets" / "rmd17" / "rmd17_ethanol_train_01.npz"
+
+
+@pytest.fixture(scope="module")
+def ethanol_model():
+    """A small model fitted for a few seconds to 40 rMD17 ethanol frames (energies and forces).
+
+    An untrained model has no repulsive core, so MD or BFGS on it may collapse atoms; a brief
+    fit gives a smooth, bounded surface near the equilibrium, enough to test the calculator.
+    """
+    torch.manual_seed(0)
+    structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="0:400:10", cutoff=4.0)
+    model = DescriptorModel(["H", "C", "O"], cutoff=4.0, n_channels=6, hidden=(32, 32), seed=0)
+    batch = collate(structures)
+    model.fit_descriptor_statistics(batch)
+    references = fit_reference_energies([s["numbers"] for s in structures], batch["energy"])
+    model.set_energy_statistics(references, scale=float(batch["forces"].square().mean().sqrt()))
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        optimiser.zero_grad()
+        out = model(batch, training=True)
+        loss = ((out["energy"] - batch["energy"]) / 9).square().mean() + (out["forces"] - batch["forces"]).square().mean()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def test_forces_agree_with_finite_differences_through_ase():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=0)
+    atoms.calc = mlpot.MLPotCalculator(DescriptorModel(["Cu"], cutoff=4.0, seed=0))
+    # gradient_test returns analytic and numerical forces (ASE's central differences, eps=1e-6 Å:
+    # error ~ h²·F''' plus round-off ~ 1e-16·E/h, both far below 1e-7 eV/Å here).
+    forces, numerical = gradient_test(atoms)
+    assert np.abs(forces - numerical).max() < 1e-7
+
+
+def test_results_properties_and_caching():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.02, seed=1)
+    model = DescriptorModel(["Cu"], cutoff=4.0, seed=0)
+    atoms.calc = calc = mlpot.MLPotCalculator(model)
+    energy = atoms.get_potential_energy()
+    assert atoms.get_potential_energy() == energy and calc.get_property("free_energy") == energy
+    assert np.isclose(atoms.get_potential_energies().sum(), energy, rtol=1e-12)
+    assert atoms.get_stress().shape == (6,)
+    reference = model(mlpot.data.atomic_data_from_atoms(atoms), compute_stress=True)
+    assert np.allclose(atoms.get_stress(voigt=False), reference["stress"][0].numpy(), rtol=1e-12, atol=1e-15)
+    atoms.positions[0, 0] += 0.1
+    assert atoms.get_potential_energy() != energy, "moving an atom must invalidate the cache"
+    molecule_atoms = molecule("H2O")
+    molecule_atoms.calc = mlpot.MLPotCalculator(DescriptorModel(["H", "O"], seed=0))
+    with pytest.raises(PropertyNotImplementedError):
+        molecule_atoms.get_stress()
+
+
+def test_neighbour_list_is_reused_within_the_skin():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    calc = mlpot.MLPotCalculator(DescriptorModel(["Cu"], cutoff=4.0, seed=0), skin=1.0)
+    atoms.calc = calc
+    atoms.get_forces()
+    first = calc._list
+    atoms.positions[3] += [0.3, 0.0, 0.0]  # < skin/2: keep the list
+    fresh = mlpot.MLPotCalculator(DescriptorModel(["Cu"], cutoff=4.0, seed=0), skin=0.0)
+    reused_forces = atoms.get_forces()
+    assert calc._list is first
+    assert np.allclose(reused_forces, fresh.get_forces(atoms), rtol=0, atol=1e-12)
+    atoms.positions[3] += [0.3, 0.0, 0.0]  # now 0.6 > skin/2: rebuild
+    atoms.get_forces()
+    assert calc._list is not first
+
+
+def test_float32_calculator_and_model_file(tmp_path):
+    model = DescriptorModel(["H", "C", "O"], seed=0)
+    path = mlpot.save_model(model, tmp_path / "model.pt")
+    atoms = molecule("CH3CH2OH")
+    e64 = mlpot.MLPotCalculator(path).get_potential_energy(atoms)
+    e32 = mlpot.MLPotCalculator(model, dtype="float32").get_potential_energy(atoms)
+    assert model.dtype == torch.float64, "the calculator must not change the caller's model"
+    assert abs(e32 - e64) < 1e-5 * max(abs(e64), 1.0)
+    with pytest.raises(ValueError, match="dtype"):
+        mlpot.MLPotCalculator(model, dtype="float16")
+
+
+def test_velocity_verlet_on_ethanol_keeps_energy_bounded(ethanol_model):
+    structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="500")
+    atoms = mlpot.data.atoms_from_atomic_data(structures[0])[0]
+    atoms.calc = mlpot.MLPotCalculator(ethanol_model)
+    atoms.set_momenta(np.random.default_rng(0).normal(size=(9, 3)) * np.sqrt(atoms.get_masses()[:, None] * units.kB * 300))
+    total = []
+    dynamics = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    dynamics.attach(lambda: total.append(atoms.get_total_energy()), interval=1)
+    dynamics.run(100)
+    total = np.array(total)
+    kinetic_scale = 1.5 * len(atoms) * units.kB * 300
+    # Velocity Verlet at 0.5 fs conserves K+U to a small fraction of the thermal energy.
+    assert np.all(np.isfinite(total))
+    assert np.ptp(total) < 0.05 * kinetic_scale, f"energy not conserved: spread {np.ptp(total):.4f} eV"
+
+
+def test_bfgs_on_ethanol_converges(ethanol_model):
+    structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="700")
+    atoms = mlpot.data.atoms_from_atomic_data(structures[0])[0]
+    atoms.calc = mlpot.MLPotCalculator(ethanol_model)
+    optimiser = BFGS(atoms, logfile=None)
+    assert optimiser.run(fmax=0.01, steps=300)
+    assert np.abs(atoms.get_forces()).max() < 0.01
+    distances = atoms.get_all_distances() + np.eye(len(atoms)) * 10
+    assert distances.min() > 0.8, "optimisation collapsed atoms"
