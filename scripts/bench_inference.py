@@ -1,0 +1,105 @@
+"""Benchmark: energy + force evaluations per second of the default DescriptorModel.
+
+Systems: ethanol (9 atoms), Cu fcc (864 atoms, periodic), and random periodic systems at
+water density (0.1 atoms/Å³) of 10³ and 10⁴ atoms, all of one element for the random ones.
+The neighbour list is built once, outside the timing (as in MD between rebuilds); each
+figure is the best of several repeats. Run with 2 CPU threads by default.
+
+    python scripts/bench_inference.py [--quick] [--profile]
+
+Prints a table and writes benchmarks/results/inference.json. ``--profile`` prints where the
+time goes (torch profiler) for ethanol and the 10⁴-atom system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.build import bulk, molecule
+
+from mlpot.data import atomic_data_from_atoms
+from mlpot.models import DescriptorModel
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "inference.json"
+
+
+def systems(quick: bool) -> dict[str, Atoms]:
+    out = {"ethanol": molecule("CH3CH2OH"), "Cu fcc 864": bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6)}
+    for n in (1_000,) if quick else (1_000, 10_000):
+        box = (n / 0.1) ** (1 / 3)
+        rng = np.random.default_rng(0)
+        out[f"random {n}"] = Atoms(f"O{n}", positions=rng.random((n, 3)) * box, cell=[box] * 3, pbc=True)
+    return out
+
+
+def time_evaluations(model, data, min_seconds: float) -> float:
+    """Best evaluations/second over batches of calls lasting at least ``min_seconds`` in total."""
+    model(data)
+    calls, start = 0, time.perf_counter()
+    best = 0.0
+    while time.perf_counter() - start < min_seconds or calls < 3:
+        t0 = time.perf_counter()
+        model(data)
+        best = max(best, 1.0 / (time.perf_counter() - t0))
+        calls += 1
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 10⁴-atom system")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="print a torch profile per system")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for name, atoms in systems(args.quick).items():
+        elements = sorted(set(atoms.get_chemical_symbols()))
+        for dtype in (torch.float64, torch.float32):
+            model = DescriptorModel(elements, dtype=dtype, seed=0).eval()
+            data = atomic_data_from_atoms(atoms, cutoff=model.cutoff, dtype=dtype)
+            rate = time_evaluations(model, data, min_seconds=3.0 if len(atoms) < 5000 else 6.0)
+            row = {
+                "system": name,
+                "n_atoms": len(atoms),
+                "n_edges": int(data["edge_index"].shape[1]),
+                "dtype": str(dtype).removeprefix("torch."),
+                "evaluations_per_s": rate,
+                "atom_evaluations_per_s": rate * len(atoms),
+            }
+            rows.append(row)
+            print(f"  {name:>12} {row['dtype']}: {rate:9.1f} eval/s, {rate * len(atoms):12.0f} atom-eval/s", flush=True)
+            if args.profile and dtype == torch.float64 and name in ("ethanol", "random 10000"):
+                from torch.profiler import profile
+
+                with profile() as prof:
+                    for _ in range(20 if len(atoms) < 100 else 2):
+                        model(data)
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+    print(f"\n{'system':>14} {'atoms':>6} {'dtype':>8} {'eval/s':>10} {'atom-eval/s':>13}")
+    for r in rows:
+        print(f"{r['system']:>14} {r['n_atoms']:>6} {r['dtype']:>8} {r['evaluations_per_s']:10.1f} {r['atom_evaluations_per_s']:13.0f}")
+    model = DescriptorModel(["H"], seed=0)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "benchmark": "energy+forces of the default DescriptorModel, neighbour list prebuilt",
+        "command": "python scripts/bench_inference.py" + (" --quick" if args.quick else ""),
+        "model": model.config(),
+        "torch_threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "rows": rows,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
