@@ -8,12 +8,17 @@ order of the finite-difference formula, never from what happened to pass.
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk, molecule
 
+from pathlib import Path
+
 from mlpot.data import atomic_data_from_atoms, collate
+
+ETHANOL = Path(__file__).resolve().parents[1] / "datasets" / "rmd17" / "rmd17_ethanol_train_01.npz"
 
 # Sums of a few hundred float64 terms in a different order agree to ~1e-13 relative.
 ROUND_OFF = 1e-11
@@ -210,3 +215,32 @@ def assert_does_not_mutate_input(model, crystal: Atoms) -> None:
     model(data, compute_forces=True, compute_stress=True)
     for key, value in before.items():
         assert torch.equal(data[key], value), f"the model modified its input field {key!r}"
+
+
+@functools.lru_cache(maxsize=1)
+def fit_small_ethanol_model():
+    """A small DescriptorModel fitted for a few seconds to 40 rMD17 ethanol frames (energies, forces).
+
+    An untrained model has no repulsive core, so MD or BFGS on it may collapse atoms; a brief
+    fit gives a smooth, bounded surface near equilibrium, enough to exercise MD and optimisers.
+    (The real trainer lives in mlpot.training; this is a deliberately tiny, dependency-free fit.)
+    Cached for the session: callers must not modify the returned model.
+    """
+    from mlpot.data.datasets import read_structures
+    from mlpot.models import DescriptorModel, fit_reference_energies
+
+    torch.manual_seed(0)
+    structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="0:400:10", cutoff=4.0)
+    model = DescriptorModel(["H", "C", "O"], cutoff=4.0, n_channels=6, hidden=(32, 32), seed=0)
+    batch = collate(structures)
+    model.fit_descriptor_statistics(batch)
+    references = fit_reference_energies([s["numbers"] for s in structures], batch["energy"])
+    model.set_energy_statistics(references, scale=float(batch["forces"].square().mean().sqrt()))
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        optimiser.zero_grad()
+        out = model(batch, training=True)
+        loss = ((out["energy"] - batch["energy"]) / 9).square().mean() + (out["forces"] - batch["forces"]).square().mean()
+        loss.backward()
+        optimiser.step()
+    return model.eval()

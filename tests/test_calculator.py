@@ -1,8 +1,6 @@
 """The ASE calculator: ASE's contract, forces against finite differences through ASE, neighbour
 list reuse, and real use — VelocityVerlet and BFGS on ethanol with a model fitted to rMD17."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,36 +11,16 @@ from ase.calculators.test import gradient_test
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
-import mlpot
-from mlpot.data import collate
-from mlpot.data.datasets import read_structures
-from mlpot.models import DescriptorModel, fit_reference_energies
+from helpers import ETHANOL, fit_small_ethanol_model
 
-ETHANOL = Path(__file__).resolve().parents[1] / "datasets" / "rmd17" / "rmd17_ethanol_train_01.npz"
+import mlpot
+from mlpot.data.datasets import read_structures
+from mlpot.models import DescriptorModel
 
 
 @pytest.fixture(scope="module")
 def ethanol_model():
-    """A small model fitted for a few seconds to 40 rMD17 ethanol frames (energies and forces).
-
-    An untrained model has no repulsive core, so MD or BFGS on it may collapse atoms; a brief
-    fit gives a smooth, bounded surface near the equilibrium, enough to test the calculator.
-    """
-    torch.manual_seed(0)
-    structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="0:400:10", cutoff=4.0)
-    model = DescriptorModel(["H", "C", "O"], cutoff=4.0, n_channels=6, hidden=(32, 32), seed=0)
-    batch = collate(structures)
-    model.fit_descriptor_statistics(batch)
-    references = fit_reference_energies([s["numbers"] for s in structures], batch["energy"])
-    model.set_energy_statistics(references, scale=float(batch["forces"].square().mean().sqrt()))
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        optimiser.zero_grad()
-        out = model(batch, training=True)
-        loss = ((out["energy"] - batch["energy"]) / 9).square().mean() + (out["forces"] - batch["forces"]).square().mean()
-        loss.backward()
-        optimiser.step()
-    return model.eval()
+    return fit_small_ethanol_model()
 
 
 def test_forces_agree_with_finite_differences_through_ase():
