@@ -1,0 +1,664 @@
+"""The one generic training loop of mlpot.
+
+``fit`` trains any ``torch.nn.Module`` against any ``loss_fn(model, batch, training)``; it knows
+nothing about atoms. The interatomic-potential trainer (:mod:`mlpot.training.trainer`) and the
+Hamiltonian-network layer both sit on top of it, so every model in the package gets the same
+optimiser, schedule, EMA, early stopping, checkpoints and resume semantics.
+
+Design notes:
+
+* **Exact resume.** A checkpoint holds the weights, the AdamW state, the schedule state, the EMA,
+  every random-number generator (torch, CUDA, numpy, python) and the position inside the epoch.
+  ``resume=True`` therefore continues bit-for-bit, also after an interruption in the middle of an
+  epoch: the epoch's batch iterator is re-created from the RNG state saved at the start of the
+  epoch, the batches already seen are skipped, and the RNG state at the interruption is restored.
+  This requires ``train_batches`` to be a deterministic function of the global RNG state, as a
+  ``torch.utils.data.DataLoader`` (with or without ``shuffle``) or a plain list is.
+* **Plain checkpoints.** Checkpoints contain only tensors, numbers, strings, lists and dicts, are
+  written atomically (temporary file, fsync, ``os.replace``) and are loaded with
+  ``torch.load(weights_only=True)``: loading one never executes pickled code.
+* **Interruption.** SIGINT and SIGTERM set a flag; the loop finishes the optimiser step in flight,
+  writes ``last.pt`` and raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``). A second
+  signal aborts at once.
+* **Schedules** are functions of the fractional epoch ``t = epoch + (batch + 1) / n_batches``, so
+  the learning rate changes every step and does not depend on the history of the process.
+* **Validation** runs with the EMA weights, the model in ``eval()`` mode and the parameters'
+  ``requires_grad`` switched off (a force loss still differentiates with respect to positions).
+  Under DDP it runs on the unwrapped module, on every rank, on the whole validation set.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["LoopConfig", "FitResult", "TrainingInterrupted", "fit", "load_checkpoint", "CHECKPOINT_FORMAT"]
+
+#: Version tag stored in every checkpoint written by :func:`fit`.
+CHECKPOINT_FORMAT = "mlpot.training.loop/1"
+
+LossFn = Callable[[torch.nn.Module, Any, bool], "tuple[torch.Tensor, dict[str, float]]"]
+
+
+@dataclass
+class LoopConfig:
+    """Settings of :func:`fit`. Every field has a default; see ``docs/training.md``."""
+
+    #: Number of passes over ``train_batches``.
+    max_epochs: int = 100
+    #: Wall-clock budget of this call in minutes; checked at the end of each epoch. None: no limit.
+    max_minutes: float | None = None
+    #: Peak learning rate of AdamW.
+    lr: float = 1e-3
+    #: Decoupled weight decay of AdamW.
+    weight_decay: float = 0.0
+    #: Linear learning-rate warm-up from 0 over this many epochs (fractional epochs per step).
+    warmup_epochs: int = 0
+    #: Learning-rate schedule after warm-up: "cosine" (to min_lr_factor·lr at max_epochs), "plateau" or "constant".
+    schedule: str = "cosine"
+    #: Decay of the exponential moving average of the weights used for evaluation; None: no EMA.
+    ema_decay: float | None = 0.99
+    #: Clip the global gradient norm to this value; None: no clipping.
+    grad_clip: float | None = 10.0
+    #: Stop after this many epochs without improvement of the monitored loss; None: never.
+    patience: int | None = None
+    #: Seed of torch, numpy and python RNGs at the start of a fresh run.
+    seed: int = 0
+    #: Show a tqdm bar with the running loss and print one line per epoch.
+    progress: bool = True
+    #: Write last.pt (and best.pt, if the monitored loss improved since) every this many epochs.
+    checkpoint_every: int = 1
+    #: Final learning rate of the cosine schedule, as a fraction of lr.
+    min_lr_factor: float = 0.01
+    #: "plateau" schedule: multiply the learning rate by this factor ...
+    plateau_factor: float = 0.5
+    #: ... after this many epochs without improvement of the monitored loss.
+    plateau_patience: int = 10
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "plateau", "constant"):
+            raise ValueError(f"schedule: expected 'cosine', 'plateau' or 'constant', got {self.schedule!r}")
+        if self.max_epochs < 0:
+            raise ValueError(f"max_epochs: must be >= 0, got {self.max_epochs}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay: must be in [0, 1) or None, got {self.ema_decay}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: must be >= 1, got {self.checkpoint_every}")
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: one dict per completed epoch: ``epoch`` (1-based), ``lr``, ``time_s``,
+            ``train_loss``, ``train_<metric>``, and with validation ``val_loss``, ``val_<metric>``.
+        best_val_loss: lowest monitored loss (validation loss, or training loss without
+            validation data); None if no epoch ran.
+        best_epoch: the 1-based epoch that reached it.
+        stopped: why training ended: "max_epochs", "early_stopping" or "max_minutes".
+        output_dir: where checkpoints and the metrics CSV went (None without output_dir).
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val_loss: float | None = None
+    best_epoch: int | None = None
+    stopped: str = "max_epochs"
+    output_dir: Path | None = None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by :func:`fit` after SIGINT/SIGTERM, once the final checkpoint is on disk."""
+
+    def __init__(self, signum: int, checkpoint: Path | None):
+        self.signum = signum
+        self.checkpoint = checkpoint
+        where = f"; checkpoint written to {checkpoint}" if checkpoint else ""
+        super().__init__(f"training interrupted by signal {signum}{where}")
+
+
+# --------------------------------------------------------------------------------------- RNG
+def _rng_state() -> dict[str, Any]:
+    """Every global RNG state as tensors and plain numbers (loadable with weights_only=True)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64).copy()),
+        "numpy_pos": int(np_pos),
+        "numpy_has_gauss": int(np_has_gauss),
+        "numpy_cached_gaussian": float(np_gauss),
+        "python_version": int(py_version),
+        "python_internal": torch.tensor(py_internal, dtype=torch.int64),
+        "python_gauss": py_gauss,
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(
+        (
+            "MT19937",
+            state["numpy_keys"].numpy().astype(np.uint32),
+            int(state["numpy_pos"]),
+            int(state["numpy_has_gauss"]),
+            float(state["numpy_cached_gaussian"]),
+        )
+    )
+    random.setstate(
+        (int(state["python_version"]), tuple(int(v) for v in state["python_internal"].tolist()), state["python_gauss"])
+    )
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+# --------------------------------------------------------------------------------------- DDP
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper."""
+    return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed() else 0
+
+
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: the current GPU for nccl, else the CPU."""
+    if _distributed() and torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _all_mean(values: dict[str, float]) -> dict[str, float]:
+    """Average a dict of floats over ranks (identity without torch.distributed)."""
+    if not _distributed() or not values:
+        return values
+    keys = list(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_comm_device())
+    torch.distributed.all_reduce(t)
+    t /= torch.distributed.get_world_size()
+    return dict(zip(keys, t.cpu().tolist()))
+
+
+def _any_rank(flag: bool) -> bool:
+    if not _distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=_comm_device())
+    torch.distributed.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+# --------------------------------------------------------------------------------------- EMA
+class _EMA:
+    """Exponential moving average of the parameters; buffers are copied, not averaged.
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates, so that the
+    average is not dominated by the random initial weights in short runs.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self._params = dict(module.named_parameters())
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        self.num_updates += 1
+        d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
+        for k, v in module.state_dict().items():
+            s = self.shadow[k]
+            if k in self._params and torch.is_floating_point(v):
+                s.mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                s.copy_(v)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_updates": self.num_updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.num_updates = int(state["num_updates"])
+        for k, v in state["shadow"].items():
+            self.shadow[k].copy_(v)
+
+
+class _Swapped:
+    """Context manager: load ``weights`` into ``module``, restore the originals on exit, exactly."""
+
+    def __init__(self, module: torch.nn.Module, weights: dict[str, torch.Tensor] | None):
+        self.module, self.weights, self.saved = module, weights, None
+
+    def __enter__(self) -> torch.nn.Module:
+        if self.weights is not None:
+            self.saved = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.module.load_state_dict(self.weights)
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            self.module.load_state_dict(self.saved)
+
+
+# --------------------------------------------------------------------------------------- schedule
+def _lr_factor(config: LoopConfig, t: float, plateau_scale: float) -> float:
+    """Learning-rate multiplier at fractional epoch t (t = 1 at the end of the first epoch)."""
+    warm = 1.0
+    if config.warmup_epochs > 0 and t < config.warmup_epochs:
+        warm = max(t, 0.0) / config.warmup_epochs
+    if config.schedule == "cosine":
+        span = max(config.max_epochs - config.warmup_epochs, 1e-12)
+        p = min(max((t - config.warmup_epochs) / span, 0.0), 1.0)
+        f = config.min_lr_factor + (1.0 - config.min_lr_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+    elif config.schedule == "plateau":
+        f = plateau_scale
+    else:
+        f = 1.0
+    return warm * f
+
+
+# --------------------------------------------------------------------------------------- checkpoints
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` (``torch.load(weights_only=True)``, on CPU).
+
+    ``last.pt`` is the state to resume from. ``best.pt`` is written together with ``last.pt``
+    whenever the monitored loss improved since the previous write; its ``best_weights`` are the
+    evaluation (EMA) weights of the best epoch ``best_epoch``.
+
+    Keys: ``format``, ``epoch`` (completed epochs), ``batch_in_epoch``, ``model`` (state dict),
+    ``optimizer``, ``scheduler``, ``ema``, ``rng``, ``best_weights``, ``best_val_loss``,
+    ``best_epoch``, ``history``, ``config``, ``finished``.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a checkpoint written by mlpot.training.loop.fit ({CHECKPOINT_FORMAT})")
+    return state
+
+
+class _CsvLog:
+    """The metrics CSV: rewritten from the history when opened (so it matches a resumed run),
+    then one appended row per epoch (rewritten only if a new column appears)."""
+
+    def __init__(self, path: Path, history: list[dict[str, float]]):
+        self.path, self.columns = path, []
+        self._rewrite(history)
+
+    def _rewrite(self, history: list[dict[str, float]]) -> None:
+        self.columns = []
+        for row in history:
+            self.columns.extend(k for k in row if k not in self.columns)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            if self.columns:
+                writer.writeheader()
+            for row in history:
+                writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict[str, float], history: list[dict[str, float]]) -> None:
+        if not self.columns or any(k not in self.columns for k in row):
+            self._rewrite(history)
+            return
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.columns).writerow({k: _fmt(row.get(k)) for k in self.columns})
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.10g}" if isinstance(v, float) else ("" if v is None else v)
+
+
+# --------------------------------------------------------------------------------------- signals
+class _SignalGuard:
+    """Turn SIGINT/SIGTERM into a flag while active (main thread only); a second signal aborts."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalGuard":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.getsignal(s)
+                signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:  # second signal: stop now, without a checkpoint
+            self.__exit__()
+            raise KeyboardInterrupt(f"second signal {signum}: aborted without checkpoint")
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+        self._previous = {}
+
+
+# --------------------------------------------------------------------------------------- metrics
+def _reduce(loss_fn: Any, per_batch: list[dict[str, float]]) -> dict[str, float]:
+    """Epoch metrics from per-batch metric dicts: ``loss_fn.reduce_metrics`` if it has one, else the mean."""
+    if not per_batch:
+        return {}
+    reducer = getattr(loss_fn, "reduce_metrics", None)
+    if reducer is not None:
+        return {k: float(v) for k, v in reducer(per_batch).items()}
+    keys: list[str] = []
+    for m in per_batch:
+        keys.extend(k for k in m if k not in keys)
+    return {k: float(np.mean([m[k] for m in per_batch if k in m])) for k in keys}
+
+
+def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in metrics.items()}
+
+
+def _evaluate(module: torch.nn.Module, loss_fn: Any, batches: Iterable) -> dict[str, float]:
+    """Validation loss and metrics of ``module`` (already holding the evaluation weights)."""
+    was_training = module.training
+    requires = [(p, p.requires_grad) for p in module.parameters()]
+    module.eval()
+    for p, _ in requires:
+        p.requires_grad_(False)
+    try:
+        per_batch = []
+        for batch in batches:
+            loss, metrics = loss_fn(module, batch, False)
+            per_batch.append({"loss": float(loss.detach()), **_as_floats(metrics)})
+    finally:
+        for p, r in requires:
+            p.requires_grad_(r)
+        module.train(was_training)
+    losses = [m.pop("loss") for m in per_batch]
+    out = {"loss": float(np.mean(losses))} if losses else {}
+    out.update(_reduce(loss_fn, per_batch))
+    return out
+
+
+# --------------------------------------------------------------------------------------- fit
+def fit(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    train_batches: Iterable,
+    val_batches: Iterable | None = None,
+    config: LoopConfig | None = None,
+    output_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    log_name: str = "metrics.csv",
+) -> FitResult:
+    """Train ``model`` with AdamW on ``loss_fn`` over ``train_batches``.
+
+    Args:
+        model: any module; may be wrapped in ``DistributedDataParallel`` (then every rank calls
+            ``fit`` with its own shard of ``train_batches`` and rank 0 writes the files).
+        loss_fn: ``loss_fn(model, batch, training) -> (loss, metrics)``: a scalar tensor to
+            minimise and a dict of floats (or 0-d tensors) to log. ``training`` is False during
+            validation. If ``loss_fn`` has a method ``reduce_metrics(list_of_metric_dicts) -> dict``
+            it turns the per-batch dicts of an epoch into epoch metrics (e.g. an exact RMSE);
+            otherwise they are averaged.
+        train_batches: re-iterable (list or DataLoader), iterated once per epoch.
+        val_batches: re-iterable validation batches, or None (then the training loss is monitored).
+        config: :class:`LoopConfig` (default ``LoopConfig()``).
+        output_dir: directory for ``log_name`` (metrics CSV), ``last.pt`` and ``best.pt``.
+            None: nothing is written and SIGINT/SIGTERM are not intercepted.
+        resume: continue from ``output_dir/last.pt`` if it exists (starts fresh otherwise).
+        log_name: file name of the metrics CSV inside ``output_dir``.
+
+    Returns:
+        :class:`FitResult`. On return ``model`` holds the evaluation weights (EMA if enabled) of the
+        best epoch when validation data are given, else those of the last epoch.
+
+    Raises:
+        TrainingInterrupted: after SIGINT/SIGTERM, once ``last.pt`` has been written.
+        FloatingPointError: if the training loss becomes NaN or infinite.
+    """
+    config = LoopConfig() if config is None else config
+    module = _unwrap(model)
+    rank = _rank()
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None and rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    last_path = out / "last.pt" if out is not None else None
+    best_path = out / "best.pt" if out is not None else None
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    ema = _EMA(module, config.ema_decay) if config.ema_decay is not None else None
+
+    sched = {"plateau_scale": 1.0, "plateau_best": math.inf, "plateau_bad": 0, "step": 0}
+    history: list[dict[str, float]] = []
+    best_val, best_epoch, best_weights, bad_epochs = math.inf, None, None, 0
+    start_epoch, skip_batches, carried_metrics = 0, 0, []
+    rng_epoch_start = rng_now = None
+    stopped = None
+
+    if resume and last_path is not None and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None and ckpt["ema"] is not None:
+            ema.load_state_dict(ckpt["ema"])
+        sched.update(ckpt["scheduler"])
+        history = list(ckpt["history"])
+        best_val = ckpt["best_val_loss"] if ckpt["best_val_loss"] is not None else math.inf
+        best_epoch, best_weights, bad_epochs = ckpt["best_epoch"], ckpt["best_weights"], ckpt["bad_epochs"]
+        start_epoch, skip_batches = ckpt["epoch"], ckpt["batch_in_epoch"]
+        carried_metrics = list(ckpt["epoch_metrics"])
+        rng_epoch_start, rng_now = ckpt["rng_epoch_start"], ckpt["rng"]
+        stopped = ckpt["finished"]
+        if stopped != "early_stopping":  # a larger max_epochs or a fresh time budget continues the run
+            stopped = None
+        if skip_batches == 0:
+            _set_rng_state(rng_now)
+        if rank == 0 and config.progress:
+            print(f"resuming from {last_path}: epoch {start_epoch}, batch {skip_batches}")
+    else:
+        _seed_everything(config.seed)
+        if out is not None and rank == 0:
+            for stale in (last_path, best_path, out / log_name):
+                if stale.exists():
+                    stale.unlink()
+
+    def eval_weights() -> dict[str, torch.Tensor] | None:
+        return ema.shadow if ema is not None else None
+
+    def checkpoint(path: Path, epoch: int, batch_in_epoch: int, epoch_metrics: list, rng_start: Any) -> None:
+        if rank != 0:
+            return
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "epoch_metrics": epoch_metrics,
+            "model": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": dict(sched),
+            "ema": ema.state_dict() if ema is not None else None,
+            "rng": _rng_state(),
+            "rng_epoch_start": rng_start,
+            "best_weights": best_weights,
+            "best_val_loss": None if math.isinf(best_val) else best_val,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "history": history,
+            "config": asdict(config),
+            "finished": stopped,
+        }
+        _save_atomic(state, path)
+
+    def finish() -> FitResult:
+        final = best_weights if (val_batches is not None and best_weights is not None) else eval_weights()
+        if final is not None:
+            module.load_state_dict(final)
+        return FitResult(
+            history=history,
+            best_val_loss=None if math.isinf(best_val) else best_val,
+            best_epoch=best_epoch,
+            stopped=stopped or "max_epochs",
+            output_dir=out,
+        )
+
+    if stopped is not None:
+        return finish()
+
+    n_batches = len(train_batches) if hasattr(train_batches, "__len__") else None
+    t_start = time.monotonic()
+    from tqdm import tqdm
+
+    guard = _SignalGuard() if out is not None else None
+    csv_log = _CsvLog(out / log_name, history) if out is not None and rank == 0 else None
+    best_dirty = False  # best weights changed since best.pt was written
+    try:
+        if guard is not None:
+            guard.__enter__()
+        for epoch in range(start_epoch, config.max_epochs):
+            t_epoch = time.monotonic()
+            if skip_batches and rng_epoch_start is not None:
+                _set_rng_state(rng_epoch_start)
+            rng_start = _rng_state()
+            iterator = iter(train_batches)
+            per_batch: list[dict[str, float]] = carried_metrics if skip_batches else []
+            for _ in range(skip_batches):
+                next(iterator)
+            if skip_batches and rng_now is not None:
+                _set_rng_state(rng_now)
+            first = skip_batches
+            skip_batches, carried_metrics = 0, []
+            model.train()
+            bar = tqdm(
+                total=n_batches,
+                initial=first,
+                desc=f"epoch {epoch + 1}/{config.max_epochs}",
+                leave=False,
+                disable=not config.progress or rank != 0,
+                dynamic_ncols=True,
+            )
+            i = first - 1
+            for i, batch in enumerate(iterator, start=first):
+                t = epoch + ((i + 1) / n_batches if n_batches else 0.0)
+                lr = config.lr * _lr_factor(config, t, sched["plateau_scale"])
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+                loss, metrics = loss_fn(model, batch, True)
+                if not torch.isfinite(loss.detach()).all():
+                    raise FloatingPointError(f"training loss is {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1}")
+                loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update(module)
+                sched["step"] += 1
+                per_batch.append({"loss": float(loss.detach()), **_as_floats(metrics)})
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean([m['loss'] for m in per_batch]):.4g}", lr=f"{lr:.2e}")
+                signalled = guard is not None and guard.signum is not None
+                if _any_rank(signalled):
+                    bar.close()
+                    checkpoint(last_path, epoch, i + 1, per_batch, rng_start)
+                    if best_dirty:
+                        checkpoint(best_path, epoch, i + 1, per_batch, rng_start)
+                    raise TrainingInterrupted(guard.signum or signal.SIGTERM, last_path if rank == 0 else None)
+            bar.close()
+
+            losses = [m.pop("loss") for m in per_batch]
+            train = {"loss": float(np.mean(losses)) if losses else math.nan, **_reduce(loss_fn, per_batch)}
+            train = _all_mean(train)
+            row: dict[str, float] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
+            row.update({f"train_{k}": v for k, v in train.items()})
+            if val_batches is not None:
+                with _Swapped(module, eval_weights()) as m:
+                    val = _evaluate(m, loss_fn, val_batches)
+                row.update({f"val_{k}": v for k, v in val.items()})
+                monitored = val.get("loss", train["loss"])  # an empty validation set monitors training
+            else:
+                monitored = train["loss"]
+            row["time_s"] = time.monotonic() - t_epoch
+            history.append(row)
+
+            improved = monitored < best_val
+            if improved:
+                best_val, best_epoch, bad_epochs = monitored, epoch + 1, 0
+                w = eval_weights() if eval_weights() is not None else module.state_dict()
+                best_weights = {k: v.detach().clone() for k, v in w.items()}
+            else:
+                bad_epochs += 1
+            if config.schedule == "plateau":
+                if monitored < sched["plateau_best"]:
+                    sched["plateau_best"], sched["plateau_bad"] = monitored, 0
+                else:
+                    sched["plateau_bad"] += 1
+                    if sched["plateau_bad"] > config.plateau_patience:
+                        sched["plateau_scale"] *= config.plateau_factor
+                        sched["plateau_bad"] = 0
+
+            if config.patience is not None and bad_epochs >= config.patience:
+                stopped = "early_stopping"
+            elif config.max_minutes is not None and time.monotonic() - t_start > 60.0 * config.max_minutes:
+                stopped = "max_minutes"
+            elif epoch + 1 == config.max_epochs:
+                stopped = "max_epochs"
+
+            if rank == 0 and config.progress:
+                shown = {k: v for k, v in row.items() if k != "epoch"}
+                if len(shown) > 8:  # many metrics: the console shows losses and MAEs, the CSV has everything
+                    shown = {k: v for k, v in shown.items() if k in ("lr", "time_s") or k.endswith("loss") or "_mae_" in k}
+                    shown = {k: v for k, v in shown.items() if not k.endswith("per_atom")}
+                text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
+                tqdm.write(f"epoch {epoch + 1:4d}  {text}{'  *' if improved else ''}")
+            signalled = _any_rank(guard is not None and guard.signum is not None)
+            best_dirty = best_dirty or improved
+            if out is not None:
+                if rank == 0:
+                    csv_log.append(row, history)
+                if stopped or signalled or (epoch + 1) % config.checkpoint_every == 0:
+                    checkpoint(last_path, epoch + 1, 0, [], None)
+                    if best_dirty:
+                        checkpoint(best_path, epoch + 1, 0, [], None)
+                        best_dirty = False
+            if signalled:
+                raise TrainingInterrupted(guard.signum or signal.SIGTERM, last_path if rank == 0 else None)
+            if stopped:
+                break
+    finally:
+        if guard is not None:
+            guard.__exit__()
+    if stopped is None:  # max_epochs == start_epoch: nothing left to run
+        stopped = "max_epochs"
+    return finish()

@@ -1,0 +1,406 @@
+"""Training interatomic potentials: data → statistics → :func:`mlpot.training.loop.fit` → saved model.
+
+:func:`train` runs a whole ``mlpot train`` configuration:
+
+1. read the training file (units converted to eV/Å), split it into train/validation by seed or
+   index file, and write the split to ``OUTPUT/split.json``;
+2. fit per-element reference energies (least squares on composition) and the force scale (RMS
+   training force) on the training set, and fix them in the model before training;
+3. in ``chirality: augment`` mode add the mirror image of every training structure (same energy,
+   mirrored forces and stress);
+4. train with the generic loop (DDP when launched by ``torchrun``), ``ensemble`` times with seeds
+   seed, seed+1, …;
+5. save ``OUTPUT/model.pt`` (a Committee for an ensemble) and evaluate it on the validation and
+   test sets (``OUTPUT/metrics.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mlpot.data import keys as K
+from mlpot.data.datasets import ReadReport, load_split, read_structures, save_split, split_indices
+from mlpot.training.batching import INPUT_KEYS, StructureBatches, add_label_masks
+from mlpot.training.config import TrainConfig, config_to_dict
+from mlpot.training.distributed import DistInfo, barrier, init_distributed, resolve_device, wrap_model
+from mlpot.training.losses import PotentialLoss
+from mlpot.training.loop import FitResult, LoopConfig, fit
+from mlpot.training.metrics import ErrorSums, format_table
+
+__all__ = [
+    "TrainResult",
+    "train",
+    "prepare_data",
+    "fit_energy_statistics",
+    "mirror_structure",
+    "build_model",
+    "train_model",
+    "predict",
+    "evaluate",
+]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank).
+
+    Attributes:
+        model: the trained potential (a Committee for an ensemble), on CPU, in eval mode.
+        fits: one :class:`~mlpot.training.loop.FitResult` per ensemble member.
+        metrics: ``{"val": {...}, "test": {...}}`` error metrics of the final model.
+        output_dir: the output directory.
+        wall_s: seconds spent.
+    """
+
+    model: torch.nn.Module
+    fits: list[FitResult] = field(default_factory=list)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    output_dir: Path | None = None
+    wall_s: float = 0.0
+
+
+# --------------------------------------------------------------------------------------- data
+def _read_options(data_cfg: Any) -> dict[str, Any]:
+    return {
+        "format": data_cfg.format,
+        "energy_unit": data_cfg.energy_unit,
+        "length_unit": data_cfg.length_unit,
+        "energy_key": data_cfg.energy_key,
+        "forces_key": data_cfg.forces_key,
+        "stress_key": data_cfg.stress_key,
+        "npz_keys": data_cfg.npz_keys,
+    }
+
+
+def prepare_data(config: TrainConfig, cutoff: float, dtype: torch.dtype = torch.float64, verbose: bool = True):
+    """Read and split the data of a config.
+
+    Returns:
+        ``(train, val, test, split)``: lists of AtomicData (with neighbour lists for ``cutoff``;
+        ``test`` is None without a test file) and the split dict (indices into the training file).
+    """
+    from mlpot.data import with_neighbors
+
+    d = config.data
+    report = ReadReport(d.train)
+    structures = read_structures(d.train, dtype=dtype, report=report, **_read_options(d))
+    if verbose:
+        print(report.summary())
+    if d.split_file is not None:
+        split = load_split(d.split_file, n=len(structures))
+        split["seed"] = None
+    else:
+        split = split_indices(len(structures), d.n_train, d.n_val, seed=d.seed)
+    # neighbour lists only for the structures used
+    train = [with_neighbors(structures[i], cutoff) for i in split["train"]]
+    val = [with_neighbors(structures[i], cutoff) for i in split["val"]]
+    if not train:
+        raise ValueError("data: the split leaves no training structures")
+    test = None
+    if d.test is not None:
+        report = ReadReport(d.test)
+        test = read_structures(d.test, cutoff=cutoff, dtype=dtype, report=report, **_read_options(d))
+        if verbose:
+            print(report.summary())
+    return train, val, test, split
+
+
+def fit_energy_statistics(structures: Sequence[dict[str, Tensor]]) -> tuple[dict[int, float], float]:
+    """Per-element reference energies (eV) and the force scale (eV/Å) of a training set.
+
+    Reference energies are the least-squares fit of the energies on the composition
+    (``mlpot.models.fit_reference_energies``); the scale is the RMS force component, or the RMS
+    per-atom energy residual when no structure has forces.
+    """
+    with_energy = [s for s in structures if K.ENERGY in s]
+    refs: dict[int, float] = {}
+    if with_energy:
+        numbers = [s[K.NUMBERS] for s in with_energy]
+        energies = torch.cat([s[K.ENERGY] for s in with_energy]).double()
+        refs = _fit_reference_energies(numbers, energies)
+    forces = [s[K.FORCES] for s in structures if K.FORCES in s]
+    if forces:
+        scale = float(torch.cat(forces).double().square().mean().sqrt())
+    elif with_energy:
+        residual = [
+            (float(s[K.ENERGY]) - sum(refs.get(int(z), 0.0) for z in s[K.NUMBERS])) / len(s[K.NUMBERS])
+            for s in with_energy
+        ]
+        scale = float(np.sqrt(np.mean(np.square(residual))))
+    else:
+        scale = 1.0
+    if not math.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return refs, scale
+
+
+def _fit_reference_energies(numbers: list[Tensor], energies: Tensor) -> dict[int, float]:
+    try:
+        from mlpot.models import fit_reference_energies
+    except ImportError:
+        fit_reference_energies = None
+    if fit_reference_energies is not None:
+        return {int(k): float(v) for k, v in fit_reference_energies(numbers, energies).items()}
+    elements = sorted({int(z) for n in numbers for z in n.tolist()})
+    counts = torch.tensor([[float((n == z).sum()) for z in elements] for n in numbers], dtype=torch.float64)
+    solution = torch.linalg.lstsq(counts, energies.double().unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    return dict(zip(elements, solution.tolist()))
+
+
+def mirror_structure(structure: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The mirror image through the yz plane (x → −x): same energy, mirrored forces and stress.
+
+    Cell rows are mirrored too, so the integer edge shifts stay valid.
+    """
+    m = torch.tensor([-1.0, 1.0, 1.0], dtype=structure[K.POSITIONS].dtype)
+    out = dict(structure)
+    out[K.POSITIONS] = structure[K.POSITIONS] * m
+    out[K.CELL] = structure[K.CELL] * m
+    if K.FORCES in structure:
+        out[K.FORCES] = structure[K.FORCES] * m
+    if K.STRESS in structure:
+        out[K.STRESS] = structure[K.STRESS] * m[:, None] * m[None, :]
+    return out
+
+
+# --------------------------------------------------------------------------------------- model
+def build_model(config: TrainConfig, elements: Sequence[int | str], dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+    """Construct the potential named by ``config.model`` (initialised from torch's global RNG)."""
+    from mlpot.models import DescriptorModel
+
+    m = config.model
+    return DescriptorModel(list(elements), cutoff=m.cutoff, chirality=m.chirality, dtype=dtype, **m.hyperparameters)
+
+
+def _elements(config: TrainConfig, structures: Sequence[dict[str, Tensor]]) -> list[int]:
+    if config.model.elements:
+        from ase.data import atomic_numbers
+
+        return sorted(atomic_numbers[s] if isinstance(s, str) else int(s) for s in config.model.elements)
+    return sorted({int(z) for s in structures for z in s[K.NUMBERS].tolist()})
+
+
+# --------------------------------------------------------------------------------------- training
+def _loop_config(trainer_cfg: Any, seed: int, progress: bool) -> LoopConfig:
+    values = {f.name: getattr(trainer_cfg, f.name) for f in fields(LoopConfig)}
+    values.update(seed=seed, progress=progress)
+    return LoopConfig(**values)
+
+
+def train_model(
+    model: torch.nn.Module,
+    train: Sequence[dict[str, Tensor]],
+    val: Sequence[dict[str, Tensor]] | None,
+    config: TrainConfig,
+    *,
+    seed: int | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    info: DistInfo | None = None,
+    statistics: tuple[dict[int, float], float] | None = None,
+) -> FitResult:
+    """Fix the energy statistics of ``model`` and train it on ``train`` with the generic loop.
+
+    Args:
+        model: a potential with ``set_energy_statistics`` (optional) in the dtype of the data.
+        train, val: AtomicData lists (val may be empty or None).
+        config: the whole config (trainer and model sections are used).
+        seed: the loop's seed (default ``config.trainer.seed``).
+        output_dir: checkpoints and metrics.csv (None: nothing written).
+        resume: continue from ``output_dir/last.pt``.
+        info: the DDP context (default: single process on ``config.trainer.device``).
+        statistics: ``(reference_energies, scale)``; default fitted on ``train``.
+
+    Returns:
+        The loop's FitResult; ``model`` holds the best (EMA) weights.
+    """
+    t = config.trainer
+    info = info or DistInfo(device=resolve_device(t.device))
+    seed = t.seed if seed is None else seed
+    refs, scale = statistics if statistics is not None else fit_energy_statistics(train)
+    train = list(train)
+    if config.model.chirality == "augment":
+        train = train + [mirror_structure(s) for s in train]
+    if t.fit_statistics:
+        if hasattr(model, "set_energy_statistics"):
+            model.set_energy_statistics(refs, scale)
+        if hasattr(model, "fit_descriptor_statistics"):
+            from mlpot.data import collate
+
+            model.fit_descriptor_statistics(collate([{k: s[k] for k in INPUT_KEYS if k in s} for s in train]))
+    labels = [k for k in (K.ENERGY, K.FORCES, K.STRESS) if any(k in s for s in train)]
+    train_batches = StructureBatches(
+        add_label_masks(train, labels), t.batch_size, shuffle=True,
+        rank=info.rank, world_size=info.world_size, device=info.device,
+    )
+    val_batches = None
+    if val:
+        val_batches = StructureBatches(add_label_masks(val, labels), t.val_batch_size, shuffle=False, device=info.device)
+    loss = PotentialLoss(
+        energy_weight=t.energy_weight, forces_weight=t.forces_weight, stress_weight=t.stress_weight,
+        kind=t.loss, huber_delta=t.huber_delta, scale=scale,
+    )
+    model.to(info.device)
+    wrapped = wrap_model(model, info)
+    try:
+        return fit(
+            wrapped,
+            loss,
+            train_batches,
+            val_batches,
+            _loop_config(t, seed, t.progress and info.is_main),
+            output_dir=output_dir,
+            resume=resume,
+        )
+    finally:
+        model.to("cpu")
+
+
+def predict(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], batch_size: int = 64,
+            device: torch.device | str = "cpu") -> list[dict[str, Tensor]]:
+    """Predictions of ``model`` for each structure (energy [1], forces [n,3], stress [1,3,3] where labelled)."""
+    from mlpot.data import collate
+
+    model = model.to(device)
+    was_training = model.training
+    model.eval()
+    out: list[dict[str, Tensor]] = []
+    try:
+        for start in range(0, len(structures), batch_size):
+            chunk = structures[start : start + batch_size]
+            batch = collate([{k: s[k] for k in INPUT_KEYS if k in s} for s in chunk])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            want_stress = any(K.STRESS in s for s in chunk) and bool(batch[K.PBC].all())
+            result = model(batch, compute_forces=True, compute_stress=want_stress, training=False)
+            counts = batch[K.N_ATOMS].tolist()
+            forces = torch.split(result[K.FORCES].detach().cpu(), counts)
+            for i in range(len(chunk)):
+                p = {K.ENERGY: result[K.ENERGY][i : i + 1].detach().cpu(), K.FORCES: forces[i]}
+                if want_stress:
+                    p[K.STRESS] = result[K.STRESS][i : i + 1].detach().cpu()
+                out.append(p)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], batch_size: int = 64,
+             device: torch.device | str = "cpu", return_predictions: bool = False):
+    """Energy/force/stress MAE and RMSE (meV units, :mod:`mlpot.training.metrics`) of ``model``.
+
+    Returns:
+        The metrics dict, or ``(metrics, predictions)`` with ``return_predictions``.
+    """
+    predictions = predict(model, structures, batch_size, device)
+    sums = ErrorSums()
+    for s, p in zip(structures, predictions):
+        if K.ENERGY in s:
+            sums.add(energy_error=p[K.ENERGY] - s[K.ENERGY].to(p[K.ENERGY]), n_atoms=s[K.N_ATOMS])
+        if K.FORCES in s:
+            sums.add(forces_error=p[K.FORCES] - s[K.FORCES].to(p[K.FORCES]))
+        if K.STRESS in s and K.STRESS in p:
+            sums.add(stress_error=p[K.STRESS] - s[K.STRESS].to(p[K.STRESS]))
+    metrics = sums.metrics()
+    return (metrics, predictions) if return_predictions else metrics
+
+
+# --------------------------------------------------------------------------------------- whole run
+def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
+    """Run a whole ``mlpot train`` configuration (see the module docstring).
+
+    Args:
+        config: validated configuration.
+        resume: continue from the checkpoints in ``config.output`` (default ``config.trainer.resume``).
+
+    Returns:
+        :class:`TrainResult`. Files in ``config.output``: ``config.yaml``, ``split.json``,
+        ``model.pt``, ``metrics.json``, and per member (``member_K/`` for an ensemble, the output
+        directory itself otherwise) ``metrics.csv``, ``last.pt``, ``best.pt``.
+    """
+    import yaml
+
+    import mlpot
+
+    t0 = time.monotonic()
+    t = config.trainer
+    resume = t.resume if resume is None else resume
+    dtype = _DTYPES.get(t.dtype)
+    if dtype is None:
+        raise ValueError(f"trainer.dtype: expected float64 or float32, got {t.dtype!r}")
+    if t.ensemble < 1:
+        raise ValueError(f"trainer.ensemble: must be >= 1, got {t.ensemble}")
+    info = init_distributed(t.device)
+    out = Path(config.output)
+    try:
+        train_set, val_set, test_set, split = prepare_data(config, config.model.cutoff, dtype, verbose=info.is_main)
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+            save_split(split, out / "split.json", train_file=str(config.data.train))
+        statistics = fit_energy_statistics(train_set)
+        if info.is_main:
+            refs, scale = statistics
+            shown = ", ".join(f"{z}: {e:.4f}" for z, e in refs.items())
+            print(f"{len(train_set)} train / {len(val_set)} val structures; reference energies (eV) {{{shown}}}; "
+                  f"force scale {scale:.4g} eV/Å")
+        elements = _elements(config, train_set)
+        members, fits = [], []
+        for k in range(t.ensemble):
+            seed = t.seed + k
+            torch.manual_seed(seed)
+            model = build_model(config, elements, dtype)
+            member_dir = out / f"member_{k}" if t.ensemble > 1 else out
+            if info.is_main and t.ensemble > 1:
+                print(f"ensemble member {k + 1}/{t.ensemble} (seed {seed})")
+            fits.append(train_model(model, train_set, val_set, config, seed=seed, output_dir=member_dir,
+                                    resume=resume, info=info, statistics=statistics))
+            model.eval()
+            members.append(model)
+        if t.ensemble > 1:
+            from mlpot.models import Committee
+
+            final: torch.nn.Module = Committee(members)
+        else:
+            final = members[0]
+        final.eval()
+        metrics: dict[str, dict[str, float]] = {}
+        if info.is_main:
+            metadata = {
+                "split": {k: split[k] for k in ("train", "val", "seed")},
+                "train_file": str(config.data.train),
+                "units": {"energy": "eV", "length": "Angstrom", "source_energy_unit": config.data.energy_unit or "eV",
+                          "source_length_unit": config.data.length_unit},
+                "reference_energies": {str(z): e for z, e in statistics[0].items()},
+                "force_scale": statistics[1],
+                "config": config_to_dict(config),
+                "epochs": [len(f.history) for f in fits],
+            }
+            mlpot.save_model(final, out / "model.pt", metadata=metadata)
+            if val_set:
+                metrics["val"] = evaluate(final, val_set, t.val_batch_size, info.device)
+            if test_set:
+                metrics["test"] = evaluate(final, test_set, t.val_batch_size, info.device)
+            final.to("cpu")
+            wall = time.monotonic() - t0
+            (out / "metrics.json").write_text(json.dumps({**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}, indent=1))
+            for name, values in metrics.items():
+                print(f"\n{name} set ({len(val_set) if name == 'val' else len(test_set)} structures)")
+                print(format_table(values))
+            print(f"\nmodel written to {out / 'model.pt'} ({wall:.0f} s)")
+        barrier()
+        return TrainResult(model=final, fits=fits, metrics=metrics, output_dir=out, wall_s=time.monotonic() - t0)
+    finally:
+        if info.initialized_here:
+            torch.distributed.destroy_process_group()
