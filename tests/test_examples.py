@@ -45,3 +45,29 @@ def test_geometry_optimisation_example(model_and_structure):
     )
     assert converged and np.abs(atoms.get_forces()).max() < 0.02
     assert len(read(folder / "relaxed.xyz")) == 9
+
+
+def test_train_from_extxyz_example(tmp_path):
+    """Two epochs on 12 periodic silicon cells (energies, forces, stress) from the shipped mlearn data."""
+    from ase.io import read as ase_read
+
+    root = Path(__file__).resolve().parents[1]
+    cells = ase_read(root / "datasets" / "mlearn_si" / "Si_training.xyz", index=":12")
+    write(tmp_path / "si.xyz", cells)
+    result = load_example("train_from_extxyz").main(
+        [str(tmp_path / "si.xyz"), "--out", str(tmp_path / "run"), "--max-epochs", "2", "--n-val", "3", "--cutoff", "4.0"]
+    )
+    model = mlpot.load_model(tmp_path / "run" / "model.pt")
+    assert model.cutoff == 4.0 and result.metrics["val"]["forces_mae_meV_per_A"] > 0
+
+
+def test_heat_capacity_sweep_example(tmp_path):
+    """A reduced sweep with ASE's EMT copper: two sizes, one temperature, short runs."""
+    study = load_example("heat_capacity_sweep").main([
+        "--reference", "emt", "--temperatures", "300", "--sizes", "1", "2",
+        "--equilibration-steps", "200", "--production-steps", "1500", "--out", str(tmp_path),
+    ])
+    assert (tmp_path / "heat_capacity.png").exists() and (tmp_path / "heat_capacity.json").exists()
+    c_inf = study.fits[300.0]
+    # Dulong–Petit: 3 k_B per atom; this short run only has to land within its own error bars (4σ).
+    assert abs(c_inf.value - 3.0) < 4 * c_inf.error
