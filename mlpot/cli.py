@@ -15,6 +15,10 @@ import mlpot
 
 # One line per verb group. Keep this list sorted.
 COMMAND_MODULES: list[str] = [
+    "mlpot.analysis.cli",
+    "mlpot.dynamics.cli",
+    "mlpot.hamiltonian.cli",
+    "mlpot.training.cli",
 ]
 
 

@@ -1,0 +1,140 @@
+"""`mlpot md`: run molecular dynamics from the command line.
+
+    mlpot md MODEL STRUCTURE --steps 10000 --timestep-fs 0.5 --temperature-K 300 \\
+        --ensemble langevin --out runs/md
+
+MODEL is a saved mlpot model (``mlpot.save_model``) or ``ase:EMT`` / ``ase:LennardJones`` for
+ASE's reference potentials. STRUCTURE is any file ``ase.io.read`` understands (last frame).
+DIR receives ``thermo.csv``, ``trajectory.extxyz``, ``checkpoint.pt`` and ``final.extxyz``.
+Ctrl-C (or SIGTERM) finishes the current step and writes a final checkpoint;
+``--resume`` continues from ``DIR/checkpoint.pt`` up to ``--steps`` in total, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register_cli", "run_md"]
+
+_ASE_CALCULATORS = {
+    "emt": ("ase.calculators.emt", "EMT"),
+    "lennardjones": ("ase.calculators.lj", "LennardJones"),
+    "lj": ("ase.calculators.lj", "LennardJones"),
+}
+
+
+def register_cli(subparsers) -> None:
+    """Add the ``md`` sub-command."""
+    parser = subparsers.add_parser(
+        "md",
+        help="run molecular dynamics with a trained model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="saved mlpot model, or ase:EMT / ase:LennardJones")
+    parser.add_argument("structure", metavar="STRUCTURE", help="initial structure (any ase.io format)")
+    parser.add_argument("--steps", type=int, required=True, help="total number of steps of the run")
+    parser.add_argument("--timestep-fs", type=float, default=0.5, help="time step in fs (default 0.5)")
+    parser.add_argument("--temperature-K", type=float, default=None, help="thermostat / initial temperature in K")
+    parser.add_argument("--ensemble", choices=("nve", "langevin", "bussi"), default="nve")
+    parser.add_argument(
+        "--friction-per-fs", type=float, default=None, help="Langevin friction, or 1/tau for Bussi, in 1/fs (0.01)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (momenta and thermostat noise)")
+    parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin in Å (default 1.0)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--thermo-every", type=int, default=10, help="steps between thermo rows (10)")
+    parser.add_argument("--traj-every", type=int, default=100, help="steps between trajectory frames (100)")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (1000)")
+    parser.add_argument("--device", default=None, help="torch device for an mlpot model (default: the model's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (1 is often fastest for small systems)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_md)
+
+
+def _load_potential(spec: str, device: str | None):
+    if spec.lower().startswith("ase:"):
+        import importlib
+
+        name = spec[4:].lower()
+        if name not in _ASE_CALCULATORS:
+            raise SystemExit(f"mlpot md: unknown ASE potential {spec!r}; known: ase:EMT, ase:LennardJones")
+        module, cls = _ASE_CALCULATORS[name]
+        return getattr(importlib.import_module(module), cls)()
+    if not Path(spec).exists():
+        raise SystemExit(f"mlpot md: model file {spec!r} not found")
+    from mlpot import load_model
+
+    model = load_model(spec)
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def run_md(args: argparse.Namespace) -> int:
+    """Run ``mlpot md``; returns the exit code (130 after an interrupt)."""
+    import ase.io
+
+    from mlpot.dynamics.engine import MDInstabilityError, Simulation
+    from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, ThermoLog, TrajectoryWriter
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out: Path = args.out
+    checkpoint_path = out / "checkpoint.pt"
+    if args.resume and not checkpoint_path.exists():
+        raise SystemExit(f"mlpot md: --resume given but {checkpoint_path} does not exist")
+    atoms = ase.io.read(args.structure)
+    potential = _load_potential(args.model, args.device)
+    out.mkdir(parents=True, exist_ok=True)
+    reporters = [
+        ThermoLog(out / "thermo.csv", args.thermo_every),
+        TrajectoryWriter(out / "trajectory.extxyz", args.traj_every),
+        CheckpointWriter(checkpoint_path, args.checkpoint_every),
+    ]
+    if not args.no_progress:
+        reporters.append(ProgressBar(args.steps, interval=max(1, min(10, args.thermo_every)), desc="mlpot md"))
+    if args.resume:
+        sim = Simulation.from_checkpoint(checkpoint_path, atoms, potential, reporters=reporters)
+    else:
+        sim = Simulation(
+            atoms,
+            potential,
+            args.timestep_fs,
+            ensemble=args.ensemble,
+            temperature_K=args.temperature_K,
+            friction_per_fs=args.friction_per_fs,
+            seed=args.seed,
+            reporters=reporters,
+            skin=args.skin,
+        )
+    remaining = max(args.steps - sim.state.step, 0)
+    dof = sim.state.n_dof.tolist()
+    print(
+        f"mlpot md: {sim.integrator.ensemble}, dt = {sim.integrator.timestep_fs} fs, steps {sim.state.step}→{args.steps}, "
+        f"seed {sim.seed}, {'fast (torch)' if sim.fast_path else 'ASE calculator'} path, "
+        f"temperature from N_dof = {int(dof[0])}",
+        file=sys.stderr,
+    )
+    try:
+        sim.run(remaining, handle_signals=True)
+    except MDInstabilityError as error:
+        print(f"mlpot md: {error}", file=sys.stderr)
+        return 1
+    ase.io.write(out / "final.extxyz", sim.atoms()[0], format="extxyz")
+    if sim.interrupted:
+        print(
+            f"mlpot md: interrupted at step {sim.state.step}; checkpoint written to {checkpoint_path} "
+            f"(continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"mlpot md: done, {sim.state.step} steps; output in {out}", file=sys.stderr)
+    return 0
