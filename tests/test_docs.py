@@ -7,35 +7,45 @@ with another language tag (```text, ```bash, ```yaml).
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 
 
-def python_blocks(path: Path) -> list[str]:
+def code_blocks(path: Path) -> list[tuple[str, str]]:
+    """(language, code) of every runnable block, in document order."""
     return BLOCK.findall(path.read_text())
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run(document, tmp_path, monkeypatch):
-    blocks = python_blocks(document)
+    blocks = code_blocks(document)
     if not blocks:
-        pytest.skip(f"{document.name} has no python blocks")
+        pytest.skip(f"{document.name} has no runnable blocks")
     # Run as a user in a fresh clone would: repo-relative data paths work, outputs stay out of the repo.
     for shared in ("datasets", "scripts"):
         (tmp_path / shared).symlink_to(ROOT / shared)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     namespace = {"__name__": "__docs__", "REPO_ROOT": ROOT}
-    for number, code in enumerate(blocks, start=1):
+    for number, (language, code) in enumerate(blocks, start=1):
+        where = f"{document.relative_to(ROOT)} block {number} ({language})"
+        if language == "bash":
+            run = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, f"{where} failed:\n{code}\n--- output ---\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+            continue
         try:
-            exec(compile(code, f"{document.name}[block {number}]", "exec"), namespace)
+            exec(compile(code, where, "exec"), namespace)
         except Exception as error:
-            raise AssertionError(f"{document.relative_to(ROOT)} block {number} failed: {error!r}\n{code}") from error
+            raise AssertionError(f"{where} failed: {error!r}\n{code}") from error
 
 
 def test_readme_shows_the_two_commands():
