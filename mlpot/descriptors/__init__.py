@@ -12,12 +12,23 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from mlpot.descriptors.chirality import pseudoscalars, triple_product_indices
-from mlpot.descriptors.invariants import harmonics_coefficients, neighbour_density, power_spectrum, spherical_harmonics
-from mlpot.descriptors.radial import SpeciesRadial
+from mlpot.descriptors.inference import FirstOrderDescriptor
+from mlpot.descriptors.invariants import (
+    harmonics_coefficients,
+    harmonics_derivative_coefficients,
+    mix_channels,
+    mixing_index,
+    neighbour_density,
+    power_spectrum,
+    spherical_harmonics,
+)
+from mlpot.descriptors.radial import BesselBasis
 
 __all__ = ["Descriptor", "describe"]
 
@@ -38,7 +49,10 @@ class Descriptor(nn.Module):
         if l_max < 1:
             raise ValueError(f"l_max must be at least 1 (pseudoscalars use the l = 1 channels), got {l_max}")
         self.n_species, self.l_max, self.n_channels = n_species, l_max, n_channels
-        self.radial = SpeciesRadial(n_species, n_radial, n_channels, l_max + 1, cutoff)
+        self.basis = BesselBasis(n_radial, cutoff)
+        # Radial channels: per angular order, a learnable mixture of (neighbour species, Bessel n).
+        mixing = torch.randn(l_max + 1, n_channels, n_species * n_radial) / math.sqrt(n_species * n_radial)
+        self.channel_weights = nn.Parameter(mixing)
         self.n_scalars = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
         self.n_pseudoscalars = triple_product_indices(n_channels).shape[0]
         # Constant tables, rebuilt from the hyperparameters (not saved with the weights).
@@ -47,29 +61,38 @@ class Descriptor(nn.Module):
         order_weights[torch.arange(len(orders)), orders] = 1.0 / (2 * orders + 1).double()
         upper = torch.triu_indices(n_channels, n_channels)
         self.register_buffer("harmonics_coefficients", harmonics_coefficients(l_max), persistent=False)
-        self.register_buffer("order_of_component", orders, persistent=False)
+        self.register_buffer("harmonics_derivative_coefficients", harmonics_derivative_coefficients(l_max), persistent=False)
+        self.register_buffer("mixing_index", mixing_index(l_max), persistent=False)
         self.register_buffer("order_weights", order_weights, persistent=False)
-        self.register_buffer("pair_index", upper[0] * n_channels + upper[1], persistent=False)
+        self.register_buffer("pair_index", upper.reshape(-1), persistent=False)
 
-    def forward(self, vectors: Tensor, edge_index: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, vectors: Tensor, edge_index: Tensor, species: Tensor, training: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """Descriptors of every atom.
 
         Args:
             vectors: [E, 3] r_ij, Å, all shorter than the cutoff.
             edge_index: [2, E] int64 (i, j).
             species: [n_atoms] int64 model species index of each atom.
+            training: differentiate with autograd (weight gradients, derivatives of forces).
+                False: the faster :class:`~mlpot.descriptors.inference.FirstOrderDescriptor`,
+                whose only derivative is the first one with respect to ``vectors``.
 
         Returns:
             scalars [n_atoms, n_scalars] and pseudoscalars [n_atoms, n_pseudoscalars].
         """
         centre, neighbour = edge_index[0], edge_index[1]
-        distance = vectors.norm(dim=1)
-        unit = vectors / distance[:, None]
-        pair = species.index_select(0, centre) * self.n_species + species.index_select(0, neighbour)
-        radial = self.radial(distance, pair)
-        harmonics = spherical_harmonics(unit, self.harmonics_coefficients, self.l_max)
-        density = neighbour_density(harmonics, radial, centre, species.shape[0], self.order_of_component)
-        return power_spectrum(density, self.order_weights, self.pair_index), pseudoscalars(density[:, :, 1:4])
+        n_atoms = species.shape[0]
+        neighbour_species = species.index_select(0, neighbour) if self.n_species > 1 else None
+        if not training:
+            return FirstOrderDescriptor.apply(vectors, self, centre, neighbour_species, n_atoms)
+        distance = torch.linalg.vector_norm(vectors, dim=1)
+        harmonics = spherical_harmonics(vectors / distance[:, None], self.harmonics_coefficients, self.l_max)
+        density = neighbour_density(harmonics, self.basis(distance), centre, neighbour_species, n_atoms, self.n_species)
+        channels = mix_channels(density, self.channel_weights, self.mixing_index)  # [n_atoms, (l_max+1)², K]
+        vector_channels = channels[:, 1:4, :].transpose(1, 2)  # U_k, the l = 1 channels: [n_atoms, K, 3]
+        return power_spectrum(channels, self.order_weights, self.pair_index), pseudoscalars(vector_channels)
 
 
 def describe(data: dict[str, Tensor], model: nn.Module | None = None, **hyperparameters) -> tuple[Tensor, Tensor]:

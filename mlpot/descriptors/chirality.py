@@ -13,15 +13,27 @@ so the factorised form costs O(neighbours) instead of O(neighbours³).
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
 from torch import Tensor
 
 
+@functools.lru_cache(maxsize=None)
+def _triples(n_channels: int) -> Tensor:
+    return torch.tensor(list(itertools.combinations(range(n_channels), 3)), dtype=torch.int64).reshape(-1, 3)
+
+
 def triple_product_indices(n_channels: int) -> Tensor:
     """[n_triples, 3] int64 channel triples (a, b, c) with a < b < c."""
-    return torch.tensor(list(itertools.combinations(range(n_channels), 3)), dtype=torch.int64).reshape(-1, 3)
+    return _triples(n_channels).clone()
+
+
+@functools.lru_cache(maxsize=None)
+def _triple_columns(n_channels: int) -> Tensor:
+    """Channels a of every triple, then every b, then every c: [3 · n_triples]."""
+    return _triples(n_channels).T.reshape(-1)
 
 
 def pseudoscalars(vectors: Tensor) -> Tensor:
@@ -34,8 +46,9 @@ def pseudoscalars(vectors: Tensor) -> Tensor:
     Returns:
         [n_atoms, K(K−1)(K−2)/6] pseudoscalars.
     """
-    triples = triple_product_indices(vectors.shape[1]).to(vectors.device)
-    a, b, c = (vectors.index_select(1, triples[:, k]) for k in range(3))
+    # One gather for all three factors: the channels a of every triple, then all b, then all c.
+    columns = _triple_columns(vectors.shape[1]).to(vectors.device)
+    a, b, c = vectors.index_select(1, columns).chunk(3, dim=1)
     return (a * torch.linalg.cross(b, c, dim=-1)).sum(dim=-1)
 
 

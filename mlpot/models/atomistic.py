@@ -10,6 +10,13 @@ Chirality modes (how the energy may depend on χ, which flips sign under a mirro
 * ``even`` (default): E_i = e_ref + scale · ½[f(s, χ) + f(s, −χ)], exactly mirror-symmetric;
 * ``augment``: f(s, χ) directly; training adds mirror images (the trainer's job);
 * ``free``: f(s, χ) directly, for chiral environments where enantiomers must differ.
+
+Two evaluation paths compute the same energies (a test compares them to round-off). Training
+(``training=True``) differentiates with autograd, so that weight gradients and the derivative
+of forces exist. Evaluation (``training=False``, the default of ``model(data)``, the calculator
+and MD) uses hand-written first derivatives (:class:`~mlpot.descriptors.inference.FirstOrderDescriptor`,
+:class:`FirstOrderNetworks`), and above ``EDGES_PER_BLOCK`` edges it goes block by block of
+atoms (:class:`FirstOrderEnergy`), which is several times faster for large systems.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
+from mlpot.descriptors.inference import FirstOrderDescriptor
+from mlpot.descriptors.invariants import neighbour_slots
 from mlpot.models.potential import Potential, edge_vectors
 
 CHIRALITY_MODES = ("even", "augment", "free")
@@ -64,21 +74,122 @@ class ElementMLPs(nn.Module):
             self.weights.append(nn.Parameter(torch.randn(n_species, n_in, n_out) * gain / math.sqrt(n_in)))
             self.biases.append(nn.Parameter(torch.zeros(n_species, n_out)))
 
-    def forward(self, features: Tensor, species: Tensor) -> Tensor:
-        """[n, n_inputs] features and [n] species indices → [n] outputs.
+    def forward(
+        self, scalars: Tensor, pseudoscalars: Tensor, species: Tensor, even: bool = False, training: bool = True
+    ) -> Tensor:
+        """f_z(s, χ) of every atom, or its mirror average ½[f_z(s, χ) + f_z(s, −χ)] when ``even``.
 
-        Every atom goes through every element's network as one batched product, and its own
-        element's output is picked at the end: a few large operations instead of a Python
-        loop over elements, which is what costs time for small systems.
+        All networks run as one batched product per layer. For a small system every atom goes
+        through every element's network and keeps its own element's output: a few operations
+        instead of a Python loop over elements, which is what costs time there. For a large
+        one, the atoms are first laid out in a table with one row per element (padded to the
+        most atoms of one element), so that each network sees only its own element's atoms.
+
+        Args:
+            scalars: [n, n_s] standardised scalar descriptors.
+            pseudoscalars: [n, n_p] scaled pseudoscalar descriptors.
+            species: [n] int64 species index of each atom.
+            even: average over the mirror image χ → −χ.
+            training: differentiate with autograd. False: :class:`FirstOrderNetworks`, whose
+                only derivative is the first one with respect to the descriptors.
+
+        Returns:
+            [n] outputs.
         """
+        if not training:
+            return FirstOrderNetworks.apply(scalars, pseudoscalars, self, species, even)
+        output, _ = self.evaluate(scalars, pseudoscalars, species, even)
+        return output
+
+    def evaluate(
+        self, scalars: Tensor, pseudoscalars: Tensor, species: Tensor, even: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """:meth:`forward` by autograd, plus the pre-activations of the hidden layers [S, rows, width]."""
+        weights, biases = list(self.weights), list(self.biases)  # (slicing a ParameterList builds a module)
+        n_species, (n_atoms, n_scalars) = weights[0].shape[0], scalars.shape
+        slot, width = self.layout(species)
+        if slot is not None:
+            scalars = scalars.new_zeros(n_species * width, n_scalars).index_copy(0, slot, scalars)
+            pseudoscalars = pseudoscalars.new_zeros(n_species * width, pseudoscalars.shape[1]).index_copy(0, slot, pseudoscalars)
+            scalars, pseudoscalars = scalars.view(n_species, width, -1), pseudoscalars.view(n_species, width, -1)
+        else:
+            scalars = scalars.expand(n_species, *scalars.shape)  # no copy
+            pseudoscalars = pseudoscalars.expand(n_species, *pseudoscalars.shape)
+        # The first layer is split into its scalar and pseudoscalar parts, W·[s, χ] = W_s·s + W_χ·χ,
+        # so that the mirror image (s, −χ) reuses W_s·s and costs one sign, not a second product.
+        even_part = torch.baddbmm(biases[0][:, None, :], scalars, weights[0][:, :n_scalars])
+        odd_part = torch.bmm(pseudoscalars, weights[0][:, n_scalars:])
+        x = torch.cat((even_part + odd_part, even_part - odd_part), dim=1) if even else even_part + odd_part
+        pre_activations = []
+        for weight, bias in zip(weights[1:], biases[1:]):
+            pre_activations.append(x)
+            x = torch.baddbmm(bias[:, None, :], torch.nn.functional.silu(x), weight)  # [S, rows, out]
+        output = x[:, :, 0]
+        if even:
+            output = 0.5 * (output[:, :width] + output[:, width:])  # ½[f(s, χ) + f(s, −χ)]
+        if slot is not None:
+            return output.reshape(-1).index_select(0, slot), tuple(pre_activations)
+        return output.gather(0, species[None, :])[0], tuple(pre_activations)
+
+    def layout(self, species: Tensor) -> tuple[Tensor | None, int]:
+        """Row slots (species · width + rank) of the atoms in the per-element table, and its width;
+        no slots (None, n_atoms) when every atom goes through every network."""
         n_species = self.weights[0].shape[0]
-        x = features.expand(n_species, *features.shape)  # [S, n, in], no copy
-        last = len(self.weights) - 1
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:, None, :], x, weight)  # [S, n, out]
-            if layer < last:
-                x = torch.nn.functional.silu(x)
-        return x[:, :, 0].gather(0, species[None, :])[0]
+        if n_species > 1 and species.shape[0] >= GROUP_BY_ELEMENT_FROM:
+            return neighbour_slots(species, n_species)
+        return None, species.shape[0]
+
+
+class FirstOrderNetworks(torch.autograd.Function):
+    """:meth:`ElementMLPs.forward` with the chain rule written out for ∂/∂(descriptors), once.
+
+    As for :class:`~mlpot.descriptors.inference.FirstOrderDescriptor`: one autograd node
+    instead of about twenty, for evaluation; training uses the autograd path.
+    """
+
+    @staticmethod
+    def forward(ctx, scalars: Tensor, pseudoscalars: Tensor, networks: ElementMLPs, species: Tensor, even: bool):
+        output, pre_activations = networks.evaluate(scalars, pseudoscalars, species, even)
+        ctx.networks, ctx.even, ctx.n_scalars = networks, even, scalars.shape[1]
+        ctx.save_for_backward(species, *pre_activations)
+        return output
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_output: Tensor):
+        species, *pre_activations = ctx.saved_tensors
+        networks, even, n_scalars = ctx.networks, ctx.even, ctx.n_scalars
+        weights = [w.detach() for w in networks.weights]
+        n_species, n_atoms = weights[0].shape[0], species.shape[0]
+        slot, width = networks.layout(species)
+        # Only each atom's own element's output depends on it: its row of the table gets the gradient.
+        if slot is not None:
+            g_x = g_output.new_zeros(n_species * width).index_copy_(0, slot, g_output).view(n_species, width)
+        else:
+            g_x = g_output.new_zeros(n_species, n_atoms).scatter_(0, species[None, :], g_output[None, :])
+        if even:
+            g_x = 0.5 * torch.cat((g_x, g_x), dim=1)
+        g_x = g_x[:, :, None]  # [S, rows, 1], the gradient of the last layer's output
+        for weight, z in zip(reversed(weights[1:]), reversed(pre_activations)):
+            # x_next = silu(z) W + b: back through W, then through silu at its input z.
+            g_x = torch.ops.aten.silu_backward(torch.bmm(g_x, weight.transpose(1, 2)), z)
+        if even:  # rows [s, χ] then [s, −χ]
+            g_even, g_odd = g_x[:, :width] + g_x[:, width:], g_x[:, :width] - g_x[:, width:]
+        else:
+            g_even = g_odd = g_x
+        g_scalars = torch.bmm(g_even, weights[0][:, :n_scalars].transpose(1, 2))
+        g_pseudoscalars = torch.bmm(g_odd, weights[0][:, n_scalars:].transpose(1, 2))
+        if slot is not None:
+            g_scalars = g_scalars.reshape(n_species * width, -1).index_select(0, slot)
+            g_pseudoscalars = g_pseudoscalars.reshape(n_species * width, -1).index_select(0, slot)
+        else:  # every element's rows saw the atom; only its own carries a gradient
+            g_scalars, g_pseudoscalars = g_scalars.sum(0), g_pseudoscalars.sum(0)
+        return g_scalars, g_pseudoscalars, None, None, None
+
+
+#: Atoms from which :class:`ElementMLPs` groups atoms by element (below, the bookkeeping
+#: costs more than running every atom through every element's network).
+GROUP_BY_ELEMENT_FROM = 64
 
 
 class DescriptorModel(Potential):
@@ -163,6 +274,11 @@ class DescriptorModel(Potential):
         }
 
     @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the parameters (read from one of them: cheaper than iterating)."""
+        return self.descriptor.channel_weights.dtype
+
+    @property
     def elements(self) -> list[str]:
         """Chemical symbols of the elements, in species order."""
         return [chemical_symbols[z] for z in self.atomic_numbers]
@@ -213,22 +329,81 @@ class DescriptorModel(Potential):
             edge_index, edge_shift = neighbor_list(positions, self.cutoff, cell, pbc, batch)
         vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
         inside = torch.nonzero(vectors.square().sum(dim=1) < self.cutoff**2).flatten()
-        return self.descriptor(vectors.index_select(0, inside), edge_index.index_select(1, inside), self.species(data[K.NUMBERS]))
-
-    def atomic_energies(self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor) -> Tensor:
         species = self.species(data[K.NUMBERS])
-        scalars, pseudo = self.descriptor(vectors, edge_index, species)
+        return self.descriptor(vectors.index_select(0, inside), edge_index.index_select(1, inside), species, training=False)
+
+    def atomic_energies(
+        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
+    ) -> Tensor:
+        species = self.species(data[K.NUMBERS])
+        if not training and vectors.shape[0] > EDGES_PER_BLOCK:
+            return FirstOrderEnergy.apply(vectors, self, edge_index, species)
+        # One block: the same first-order functions, straight in the caller's graph.
+        scalars, pseudo = self.descriptor(vectors, edge_index, species, training=training)
+        return self.energies_from_descriptors(scalars, pseudo, species, training=training)
+
+    def energies_from_descriptors(self, scalars: Tensor, pseudo: Tensor, species: Tensor, training: bool = True) -> Tensor:
+        """E_i = e_ref[z_i] + scale · f_{z_i}(s_i, χ_i) from raw descriptors [n, n_s], [n, n_p]; eV, [n]."""
         scalars = (scalars - self.scalar_mean) / self.scalar_std
-        pseudo = pseudo / self.pseudoscalar_std
-        if self.chirality == "even":
-            # Both mirror images in one pass: rows [s, χ] and [s, −χ], then the average.
-            n = scalars.shape[0]
-            features = torch.cat((torch.cat((scalars, pseudo), 1), torch.cat((scalars, -pseudo), 1)), 0)
-            output = self.networks(features, torch.cat((species, species)))
-            output = 0.5 * (output[:n] + output[n:])
-        else:
-            output = self.networks(torch.cat((scalars, pseudo), 1), species)
-        return self.reference_energy.index_select(0, species) + self.energy_scale * output
+        even = self.chirality == "even"
+        output = self.networks(scalars, pseudo / self.pseudoscalar_std, species, even=even, training=training)
+        return torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
+
+
+#: Edges per block of :class:`FirstOrderEnergy`: large enough that per-operation overheads
+#: vanish, small enough that a block's intermediates (~1 kB per edge) stay a few tens of MB.
+EDGES_PER_BLOCK = 32_768
+
+
+class FirstOrderEnergy(torch.autograd.Function):
+    """Atomic energies from edge vectors, block of atoms by block, with ∂E_i/∂r_ij; for evaluation.
+
+    E_i depends only on the edges whose centre is i, so ∂(Σ_i g_i E_i)/∂r_ij = g_i ∂E_i/∂r_ij.
+    The forward pass therefore computes, for one block of atoms at a time, the energies and
+    these per-edge gradients (a first-order pass through FirstOrderDescriptor and
+    FirstOrderNetworks); the backward pass is one product. Working block by block keeps the
+    intermediates small, so that memory is reused from block to block instead of being
+    allocated afresh for the whole system (allocating large tensors is what a large system
+    spends its time on), and it leaves one autograd node for the whole model.
+    """
+
+    @staticmethod
+    def forward(ctx, vectors: Tensor, model: "DescriptorModel", edge_index: Tensor, species: Tensor):
+        centre, n_atoms, n_edges = edge_index[0], species.shape[0], edge_index.shape[1]
+        order = None
+        if n_edges > 1 and bool((centre[1:] < centre[:-1]).any()):
+            order = torch.argsort(centre, stable=True)  # blocks need the edges grouped by centre
+            vectors, edge_index, centre = vectors.index_select(0, order), edge_index[:, order], centre.index_select(0, order)
+        neighbour_species = species.index_select(0, edge_index[1]) if model.descriptor.n_species > 1 else None
+        atoms_per_block = max(1, n_atoms * EDGES_PER_BLOCK // max(n_edges, 1))
+        atom_bounds = list(range(0, n_atoms, atoms_per_block)) + [n_atoms]
+        edge_bounds = torch.searchsorted(centre, torch.tensor(atom_bounds, device=centre.device)).tolist()
+        with_gradient = ctx.needs_input_grad[0]
+        energies, gradients = [], []
+        for a0, a1, e0, e1 in zip(atom_bounds[:-1], atom_bounds[1:], edge_bounds[:-1], edge_bounds[1:]):
+            with torch.enable_grad():
+                block = vectors[e0:e1].detach().requires_grad_(with_gradient)
+                block_species = neighbour_species[e0:e1] if neighbour_species is not None else None
+                scalars, pseudo = FirstOrderDescriptor.apply(
+                    block, model.descriptor, centre[e0:e1] - a0, block_species, a1 - a0
+                )
+                energy = model.energies_from_descriptors(scalars, pseudo, species[a0:a1], training=False)
+                if with_gradient:
+                    gradients.append(torch.autograd.grad(energy.sum(), block)[0])
+            energies.append(energy.detach())
+        if with_gradient:
+            ctx.order = order
+            ctx.save_for_backward(centre, torch.cat(gradients) if gradients else vectors.new_zeros(0, 3))
+        return torch.cat(energies) if energies else vectors.new_zeros(0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_energy: Tensor):
+        centre, gradient = ctx.saved_tensors
+        g_vectors = g_energy.index_select(0, centre)[:, None] * gradient
+        if ctx.order is not None:  # back to the caller's edge order
+            g_vectors = torch.empty_like(g_vectors).index_copy_(0, ctx.order, g_vectors)
+        return g_vectors, None, None, None
 
 
 def fit_reference_energies(numbers_per_structure: Sequence[Tensor], energies: Tensor) -> dict[int, float]:

@@ -61,13 +61,17 @@ class Potential(nn.Module):
             return tensor.dtype
         return torch.float64
 
-    def atomic_energies(self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor) -> Tensor:
+    def atomic_energies(
+        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
+    ) -> Tensor:
         """Per-atom energies, eV, [n_atoms], from edges within the cutoff.
 
         Args:
             data: AtomicData (cast to the model dtype); read ``numbers`` and ``batch`` from it.
             edge_index: [2, E] int64 edges with |r_ij| < cutoff.
             vectors: [E, 3] r_ij, Å, differentiable.
+            training: the result must support weight gradients and second derivatives. When
+                False, only ∂/∂vectors is taken, once, and a model may use a faster path.
         """
         raise NotImplementedError
 
@@ -132,7 +136,7 @@ class Potential(nn.Module):
                 edge_index, vectors = edge_index.index_select(1, kept), vectors.index_select(0, kept)
 
             model_data = {**data, K.POSITIONS: strained_positions, K.BATCH: batch}
-            atomic_energy = self.atomic_energies(model_data, edge_index, vectors)
+            atomic_energy = self.atomic_energies(model_data, edge_index, vectors, training=training)
             energy = torch.zeros(n_systems, dtype=dtype, device=positions.device).index_add(0, batch, atomic_energy)
             results = {K.ENERGY: energy, K.ATOMIC_ENERGY: atomic_energy}
 
