@@ -38,7 +38,7 @@ import mlpot
 from mlpot.analysis.thermo import average_replicas, heat_capacity_canonical, noise_variance_from_rmse
 from mlpot.data import atomic_data_from_atoms, atoms_from_atomic_data
 from mlpot.data.datasets import read_structures
-from mlpot.dynamics import ThermoRecorder, simulate
+from mlpot.dynamics import ProgressBar, ThermoRecorder, simulate
 from mlpot.training.config import config_from_dict
 from mlpot.training.trainer import evaluate, predict, train
 
@@ -123,7 +123,8 @@ def md_speed(model, atoms, steps: int) -> dict:
 def nve_conservation(model, atoms, steps: int, out: Path) -> dict:
     banner(f"5. Energy conservation: {steps} NVE steps of 0.5 fs from 300 K")
     recorder = ThermoRecorder(interval=10)
-    simulate(atoms, model, steps=steps, timestep_fs=0.5, temperature_K=300, seed=1, reporters=[recorder])
+    simulate(atoms, model, steps=steps, timestep_fs=0.5, temperature_K=300, seed=1,
+             reporters=[recorder, ProgressBar(steps, interval=100, desc="NVE")])
     rows = recorder.arrays()
     time_ps, conserved = rows["time_fs"] / 1000, rows["conserved"][:, 0]
     slope = np.polyfit(time_ps, conserved, 1)[0]
@@ -140,9 +141,10 @@ def heat_capacity(model, atoms, rmse_eV: float, n_test: int, replicas: int, equi
     banner(f"6. Heat capacity at 300 K: {replicas} Langevin replicas, {production} steps of 0.5 fs each")
     recorder = ThermoRecorder(interval=5)
     start = simulate([atoms] * replicas, model, steps=equilibration, timestep_fs=0.5, ensemble="langevin",
-                     temperature_K=300, friction_per_fs=0.02, seed=2)
+                     temperature_K=300, friction_per_fs=0.02, seed=2,
+                     reporters=[ProgressBar(equilibration, interval=100, desc="equilibration")])
     simulate(start, model, steps=production, timestep_fs=0.5, ensemble="langevin", temperature_K=300,
-             friction_per_fs=0.02, seed=3, reporters=[recorder])
+             friction_per_fs=0.02, seed=3, reporters=[recorder, ProgressBar(production, interval=100, desc="production")])
     rows = recorder.arrays()
     total = rows["E_pot"] + rows["E_kin"]  # [frames, replicas]
     noise = noise_variance_from_rmse(rmse_eV, n_validation=n_test)
@@ -193,8 +195,9 @@ def _plot_learning_curve(history: list[dict], path: Path) -> None:
     force_key = next((k for k in history[-1] if k.startswith("val_") and "forces_mae" in k), None)
     if force_key:
         twin = axis.twinx()
-        twin.semilogy(epochs, [h[force_key] for h in history], color="C3", label=force_key)
-        twin.set_ylabel(force_key)
+        twin.semilogy(epochs, [h[force_key] for h in history], color="C3", label="validation force MAE")
+        twin.set_ylabel("validation force MAE / (meV/Å)")
+        twin.legend(loc="lower left")
     axis.set_xlabel("epoch"), axis.set_ylabel("loss"), axis.legend(loc="upper right")
     figure.tight_layout(), figure.savefig(path, dpi=120), plt.close(figure)
 
