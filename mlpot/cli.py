@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import mlpot
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlpot: interrupted", file=sys.stderr)
         return 130
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        # Bad input (a missing file, a wrong unit, an unknown element) is the user's to fix: one
+        # line naming it, not a traceback. MLPOT_DEBUG=1 shows the traceback for bug reports.
+        if os.environ.get("MLPOT_DEBUG"):
+            raise
+        print(f"mlpot {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,6 +37,9 @@ from mlpot.training.distributed import DistInfo, barrier, init_distributed, reso
 from mlpot.training.losses import PotentialLoss
 from mlpot.training.loop import FitResult, LoopConfig, fit
 from mlpot.training.metrics import ErrorSums, format_table
+
+#: Above this RMS training force (eV/Å) the trainer warns of a likely unit mistake.
+PLAUSIBLE_FORCE_RMS_EV_PER_A = 10.0
 
 __all__ = [
     "TrainResult",
@@ -355,6 +359,14 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
             shown = ", ".join(f"{z}: {e:.4f}" for z, e in refs.items())
             print(f"{len(train_set)} train / {len(val_set)} val structures; reference energies (eV) {{{shown}}}; "
                   f"force scale {scale:.4g} eV/Å")
+            # DFT forces are rarely above a few eV/Å in RMS; tens of eV/Å almost always mean the file
+            # was read in the wrong unit (kcal/mol taken as eV multiplies forces by 23).
+            if scale > PLAUSIBLE_FORCE_RMS_EV_PER_A:
+                warnings.warn(
+                    f"the RMS training force is {scale:.3g} eV/Å, implausibly large for DFT data: check data.energy_unit "
+                    f"(now {config.data.energy_unit or 'eV'!r}) and data.length_unit",
+                    stacklevel=1,
+                )
         elements = _elements(config, train_set)
         members, fits = [], []
         for k in range(t.ensemble):
