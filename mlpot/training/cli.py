@@ -147,6 +147,7 @@ def parity_plot(structures, predictions, path: str | Path, metrics: dict[str, fl
         ax.plot([lo, hi], [lo, hi], color="0.6", lw=1)
         ax.scatter(ref, pred, s=4, alpha=0.5)
         ax.set_xlabel(f"DFT {label}")
+        ax.tick_params(axis="x", labelrotation=30)  # long energy labels (−467.78…) would overlap
         ax.set_ylabel(f"model {label}")
         if key in metrics:
             ax.set_title(f"MAE {metrics[key]:.2f} {unit}")
