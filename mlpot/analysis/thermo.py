@@ -386,8 +386,8 @@ def _fluctuation_heat_capacity(
             f"energy variance Var = {stats.variance:.4g} ± {stats.variance_error:.2g} eV² of {name} at "
             f"{temperature:g} K (raw C_V = {offset + stats.variance / kT2:.4g} k_B per cell): the corrected "
             "fluctuation would be ≤ 0. The model's energy noise swamps the thermal fluctuations; use a more "
-            "accurate model, a larger cell or a higher temperature, or the microcanonical estimator (kinetic "
-            "energies carry no energy noise)."
+            "accurate model, a larger cell or a higher temperature, or the microcanonical estimator "
+            "mlpot.analysis.heat_capacity_microcanonical on an NVE run (kinetic energies carry no model noise)."
         )
     corrected_error = math.hypot(stats.variance_error, noise.error)
     return HeatCapacityResult(
