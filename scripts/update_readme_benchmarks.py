@@ -115,22 +115,24 @@ def hamiltonian() -> list[str]:
 
 
 def heat_capacity() -> list[str]:
-    data = _load("heat_capacity_emt_cu.json")
-    if not data:
+    """One row per temperature from every heat_capacity_emt_cu*.json (runs may be split by temperature)."""
+    runs = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("heat_capacity_emt_cu*.json"))]
+    if not runs:
         return []
-    command = "python scripts/" + data["run"]["command"]
     lines = [
         "### Heat capacity of EMT copper (finite-size extrapolated, against Dulong–Petit 3 k_B)", "",
-        f"`{command}`.", "",
-        "| T (K) | sizes (atoms) | c_∞ (k_B/atom) | deviation from 3 k_B |", "|---|---|---|---|",
+        "| T (K) | sizes (atoms) | c_∞ (k_B/atom) | deviation from 3 k_B | command |", "|---|---|---|---|---|",
     ]
-    for entry in data["temperatures"]:
-        fit = entry.get("finite_size")
-        if not fit:
-            continue
-        c, d = fit["c_inf_kB_per_atom"], fit["deviation_from_dulong_petit"]
-        lines.append(f"| {entry['temperature_K']:.0f} | {', '.join(map(str, fit['n_atoms']))} | "
-                     f"{c['value']:.3f} ± {c['error']:.3f} | {100 * d['value']:+.1f} ± {100 * d['error']:.1f}% |")
+    for data in runs:
+        command = "python scripts/" + data["run"]["command"]
+        for entry in data["temperatures"]:
+            fit = entry.get("finite_size")
+            if not fit:
+                continue
+            c, d = fit["c_inf_kB_per_atom"], fit["deviation_from_dulong_petit"]
+            lines.append(f"| {entry['temperature_K']:.0f} | {', '.join(map(str, fit['n_atoms']))} | "
+                         f"{c['value']:.3f} ± {c['error']:.3f} | {100 * d['value']:+.1f} ± {100 * d['error']:.1f}% | "
+                         f"`{command}` |")
     return lines + [""]
 
 
