@@ -260,7 +260,7 @@ def main() -> None:
     rmse_eV = metrics["energy_rmse_meV"] / 1e3
     results["heat_capacity"] = heat_capacity(
         model, atoms, rmse_eV, n_test=1000, replicas=4 if args.quick else 8,
-        equilibration=500 if args.quick else 2000, production=6000 if args.quick else 20_000, out=out,
+        equilibration=500 if args.quick else 2000, production=12_000 if args.quick else 20_000, out=out,
     )
     results["wall_min"] = (time.time() - start) / 60
     write_report(out, results)
