@@ -158,6 +158,15 @@ def _steps(horizon: float, dt: float) -> int:
     return max(1, int(round(horizon / dt)))
 
 
+def _prepare(name: str, settings: RunSettings | None, quick: bool, log):
+    """Settings, logger, system, its data with the train/test split, and the rollout start states [n_rollouts, 2·dim]."""
+    s = settings or settings_for(name, quick)
+    system = get_system(name)
+    data = system.generate(s.n_trajectories, seed=s.seed)
+    train, test = data.split(s.n_train)
+    return s, log or (lambda *a, **k: None), system, data, train, test, test.z_clean[: s.n_rollouts, 0]
+
+
 def run_conservative(name: str, settings: RunSettings | None = None, *, quick: bool = False,
                      out_dir: str | Path | None = None, plot: bool = True, log=print) -> dict:
     """Train baseline and HNN on one conservative system; return metrics, optionally plot.
@@ -176,12 +185,7 @@ def run_conservative(name: str, settings: RunSettings | None = None, *, quick: b
     """
     if name not in CONSERVATIVE_SYSTEMS:
         raise ValueError(f"run_conservative needs one of {CONSERVATIVE_SYSTEMS}, got {name!r}")
-    s = settings or settings_for(name, quick)
-    log = log or (lambda *a, **k: None)
-    system = get_system(name)
-    data = system.generate(s.n_trajectories, seed=s.seed)
-    train, test = data.split(s.n_train)
-    z0 = test.z_clean[: s.n_rollouts, 0]
+    s, log, system, data, train, test, z0 = _prepare(name, settings, quick, log)
     energy0 = system.hamiltonian(z0)
     n_paper, n_long = _steps(s.paper_horizon, s.dt), _steps(s.long_horizon, s.dt)
     with torch.no_grad():
@@ -245,12 +249,7 @@ def run_duffing(driven: bool = False, settings: RunSettings | None = None, *, qu
         ``{"settings", "data", "true": {...}, "<model>": {...}, "figure"}``.
     """
     name = "driven-duffing" if driven else "duffing"
-    s = settings or settings_for(name, quick)
-    log = log or (lambda *a, **k: None)
-    system = get_system(name)
-    data = system.generate(s.n_trajectories, seed=s.seed)
-    train, test = data.split(s.n_train)
-    z0 = test.z_clean[: s.n_rollouts, 0]
+    s, log, system, data, train, test, z0 = _prepare(name, settings, quick, log)
     n_steps = _steps(s.long_horizon, s.dt)
     with torch.no_grad():
         truth = _rollout_driven(system, system, z0, s.dt, n_steps)
