@@ -30,11 +30,15 @@ class MLPotCalculator(Calculator):
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         dtype: ``"float64"`` (default, for MD and optimisation) or ``"float32"`` (faster).
         skin: neighbour-list skin, Å.
+        compile: evaluate through compiled passes (:meth:`mlpot.models.DescriptorModel.compile`;
+            the first call compiles, for tens of seconds; then small molecules evaluate faster).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
-    def __init__(self, model_or_path, device: str = "cpu", dtype: str = "float64", skin: float = 1.0, **kwargs):
+    def __init__(
+        self, model_or_path, device: str = "cpu", dtype: str = "float64", skin: float = 1.0, compile: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
@@ -49,6 +53,10 @@ class MLPotCalculator(Calculator):
             if model.dtype != _DTYPES[dtype]:
                 model = copy.deepcopy(model)  # never change the dtype of the caller's model
         self.model = model.to(device=device, dtype=_DTYPES[dtype]).eval()
+        if compile:
+            from mlpot.models import compile_potential
+
+            compile_potential(self.model)
         self.device = torch.device(device)
         self.dtype = _DTYPES[dtype]
         self.skin = float(skin)

@@ -18,6 +18,7 @@ given with ``--model``.
     python scripts/bench_md.py                 # full run
     python scripts/bench_md.py --quick         # fewer, shorter blocks (a smoke test)
     python scripts/bench_md.py --threads 1     # set torch's intra-op threads
+    python scripts/bench_md.py --no-compile    # the uncompiled model (default: compiled, for both drivers)
 
 Prints a table and writes benchmarks/results/md.json.
 """
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--model", default=None, help="a saved mlpot model (default: untrained DescriptorModel)")
     parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin, Å")
+    parser.add_argument("--no-compile", action="store_true", help="time the uncompiled model (both drivers)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads is not None:
@@ -156,6 +158,9 @@ def main() -> None:
     results = {}
     for name, (atoms, elements, (steps, blocks)) in plan.items():
         model = make_model(elements, args.model if name == "ethanol" else None)
+        if not args.no_compile:
+            model.compile()
+            print(f"[{name}] compiling the model (first calls) …", flush=True)
         results[name] = bench_system(name, atoms, model, steps, blocks, args.skin)
 
     header = f"{'system':<12} {'atoms':>6} {'engine/s':>9} {'ASE/s':>8} {'force/s':>8} {'overhead':>9} {'vs ASE':>7}"
@@ -170,7 +175,8 @@ def main() -> None:
 
     payload = {
         "command": "python scripts/bench_md.py" + (" --quick" if args.quick else "")
-        + (f" --threads {args.threads}" if args.threads else ""),
+        + (f" --threads {args.threads}" if args.threads else "") + (" --no-compile" if args.no_compile else ""),
+        "compiled": not args.no_compile,
         "quick": args.quick,
         "timestep_fs": TIMESTEP_FS,
         "skin": args.skin,

@@ -50,11 +50,14 @@ def inference() -> list[str]:
     lines = [
         "### Model evaluation (energy + forces, default DescriptorModel)", "",
         f"`{data['command']}` ({data['torch_threads']} torch thread(s)).", "",
-        "| system | atoms | dtype | evaluations/s | atom-evaluations/s |", "|---|---|---|---|---|",
+        "| system | atoms | dtype | compiled | evaluations/s | atom-evaluations/s | prepared (MD) evaluations/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
-        lines.append(f"| {r['system']} | {r['n_atoms']:,} | {r['dtype']} | {r['evaluations_per_s']:,.1f} | "
-                     f"{r['atom_evaluations_per_s']:,.0f} |")
+        prepared = r.get("prepared_evaluations_per_s")  # absent from results older than the MD evaluator
+        lines.append(f"| {r['system']} | {r['n_atoms']:,} | {r['dtype']} | {'yes' if r.get('compiled') else 'no'} | "
+                     f"{r['evaluations_per_s']:,.1f} | {r['atom_evaluations_per_s']:,.0f} | "
+                     f"{'—' if prepared is None else f'{prepared:,.1f}'} |")
     return lines + [""]
 
 
@@ -63,7 +66,7 @@ def molecular_dynamics() -> list[str]:
     if not data:
         return []
     lines = [
-        "### MD (velocity Verlet, untrained default model)", "",
+        "### MD (velocity Verlet, untrained default model" + (", compiled" if data.get("compiled") else "") + ")", "",
         f"`{data['command']}`.", "",
         "| system | atoms | mlpot engine steps/s | ASE VelocityVerlet steps/s | force calls/s | engine overhead | speed-up over ASE |",
         "|---|---|---|---|---|---|---|",

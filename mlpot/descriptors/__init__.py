@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mlpot.descriptors.chirality import pseudoscalars, triple_product_indices
+from mlpot.descriptors.chirality import antisymmetric_triples, pseudoscalars, triple_columns, triple_product_indices
 from mlpot.descriptors.inference import FirstOrderDescriptor
 from mlpot.descriptors.invariants import (
     harmonics_coefficients,
@@ -27,6 +27,7 @@ from mlpot.descriptors.invariants import (
     neighbour_density,
     power_spectrum,
     spherical_harmonics,
+    symmetric_pairs,
 )
 from mlpot.descriptors.radial import BesselBasis
 
@@ -65,6 +66,15 @@ class Descriptor(nn.Module):
         self.register_buffer("mixing_index", mixing_index(l_max), persistent=False)
         self.register_buffer("order_weights", order_weights, persistent=False)
         self.register_buffer("pair_index", upper.reshape(-1), persistent=False)
+        # Gathers that expand p_{kk'l} (k ≤ k') and χ_abc (a < b < c) to full symmetric and
+        # antisymmetric tensors: their gradients are then dense products, with no scatter.
+        pair_matrix_index, pair_matrix_factor = symmetric_pairs(n_channels)
+        triple_tensor_index, triple_tensor_sign = antisymmetric_triples(n_channels)
+        self.register_buffer("pair_matrix_index", pair_matrix_index, persistent=False)
+        self.register_buffer("pair_matrix_factor", pair_matrix_factor, persistent=False)
+        self.register_buffer("triple_columns", triple_columns(n_channels), persistent=False)
+        self.register_buffer("triple_tensor_index", triple_tensor_index, persistent=False)
+        self.register_buffer("triple_tensor_sign", triple_tensor_sign, persistent=False)
 
     def forward(
         self, vectors: Tensor, edge_index: Tensor, species: Tensor, training: bool = True
@@ -92,7 +102,7 @@ class Descriptor(nn.Module):
         density = neighbour_density(harmonics, self.basis(distance), centre, neighbour_species, n_atoms, self.n_species)
         channels = mix_channels(density, self.channel_weights, self.mixing_index)  # [n_atoms, (l_max+1)², K]
         vector_channels = channels[:, 1:4, :].transpose(1, 2)  # U_k, the l = 1 channels: [n_atoms, K, 3]
-        return power_spectrum(channels, self.order_weights, self.pair_index), pseudoscalars(vector_channels)
+        return power_spectrum(channels, self.order_weights, self.pair_index), pseudoscalars(vector_channels, self.triple_columns)
 
 
 def describe(data: dict[str, Tensor], model: nn.Module | None = None, **hyperparameters) -> tuple[Tensor, Tensor]:

@@ -30,24 +30,45 @@ def triple_product_indices(n_channels: int) -> Tensor:
     return _triples(n_channels).clone()
 
 
-@functools.lru_cache(maxsize=None)
-def _triple_columns(n_channels: int) -> Tensor:
-    """Channels a of every triple, then every b, then every c: [3 · n_triples]."""
+def triple_columns(n_channels: int) -> Tensor:
+    """Channels a of every triple, then every b, then every c: [3 · n_triples] int64."""
     return _triples(n_channels).T.reshape(-1)
 
 
-def pseudoscalars(vectors: Tensor) -> Tensor:
+def antisymmetric_triples(n_channels: int) -> tuple[Tensor, Tensor]:
+    """Where each ordered channel triple (a, b, c) finds its triple product, and with which sign.
+
+    χ is antisymmetric, χ_abc = −χ_bac = χ_bca, and zero when two channels coincide. For all K³
+    ordered triples, returns the column in [χ of :func:`triple_product_indices`, 0] (the
+    appended zero column serves the coinciding triples) and the sign (±1, 0): a gather that
+    expands the a < b < c values to the full antisymmetric tensor, [K³] int64 and [K³] float64.
+    """
+    triples = _triples(n_channels).tolist()
+    column = {tuple(t): i for i, t in enumerate(triples)}
+    index = torch.full((n_channels**3,), len(triples), dtype=torch.int64)
+    sign = torch.zeros(n_channels**3, dtype=torch.float64)
+    for flat, abc in enumerate(itertools.product(range(n_channels), repeat=3)):
+        if len(set(abc)) == 3:
+            order = sorted(abc)
+            inversions = sum(abc[i] > abc[j] for i in range(3) for j in range(i + 1, 3))
+            index[flat], sign[flat] = column[tuple(order)], (-1.0) ** inversions
+    return index, sign
+
+
+def pseudoscalars(vectors: Tensor, columns: Tensor | None = None) -> Tensor:
     """Triple products χ_abc = U_a · (U_b × U_c) for all a < b < c.
 
     Args:
         vectors: [n_atoms, K, 3] vector channels U_k (any fixed basis orientation: an even
             permutation of the axes, such as e3nn's (y, z, x) order of l = 1, leaves χ unchanged).
+        columns: :func:`triple_columns` of K, when the caller holds it (on the right device).
 
     Returns:
         [n_atoms, K(K−1)(K−2)/6] pseudoscalars.
     """
+    if columns is None:
+        columns = triple_columns(vectors.shape[1]).to(vectors.device)
     # One gather for all three factors: the channels a of every triple, then all b, then all c.
-    columns = _triple_columns(vectors.shape[1]).to(vectors.device)
     a, b, c = vectors.index_select(1, columns).chunk(3, dim=1)
     return (a * torch.linalg.cross(b, c, dim=-1)).sum(dim=-1)
 

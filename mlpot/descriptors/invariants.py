@@ -186,6 +186,17 @@ def mix_channels(density: Tensor, weights: Tensor, index: Tensor) -> Tensor:
     return every_order.view(n_atoms, n_components * n_orders, n_channels).index_select(1, index)
 
 
+def symmetric_pairs(n_channels: int) -> tuple[Tensor, Tensor]:
+    """Where each ordered channel pair (k, k') finds p_{kk'} among the pairs k ≤ k' of
+    :func:`power_spectrum`, and the factor ∂(c_k c_k')/∂c_k picks up there (2 on the diagonal,
+    where the product is c_k², else 1): [K²] int64 and [K²] float64."""
+    upper = torch.triu_indices(n_channels, n_channels)
+    column = {(int(a), int(b)): i for i, (a, b) in enumerate(upper.T)}
+    index = torch.tensor([column[min(a, b), max(a, b)] for a in range(n_channels) for b in range(n_channels)])
+    factor = torch.tensor([2.0 if a == b else 1.0 for a in range(n_channels) for b in range(n_channels)], dtype=torch.float64)
+    return index, factor
+
+
 def power_spectrum(channels: Tensor, order_weights: Tensor, pair_index: Tensor) -> Tensor:
     """Rotation- and reflection-invariant p_{kk'l} for k ≤ k' and every l, plus c_{k00}.
 

@@ -52,12 +52,16 @@ def register_cli(subparsers) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (1 is often fastest for small systems)"
     )
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="compile the model's evaluation with torch.compile (tens of seconds at the start, then faster steps)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_md)
 
 
-def _load_potential(spec: str, device: str | None):
+def _load_potential(spec: str, device: str | None, compile: bool = False):
     if spec.lower().startswith("ase:"):
         import importlib
 
@@ -73,6 +77,10 @@ def _load_potential(spec: str, device: str | None):
     model = load_model(spec)
     if device is not None:
         model = model.to(device)
+    if compile:
+        from mlpot.models import compile_potential
+
+        compile_potential(model)  # a ValueError is reported by the mlpot command as one line
     return model
 
 
@@ -92,7 +100,7 @@ def run_md(args: argparse.Namespace) -> int:
     if args.resume and not checkpoint_path.exists():
         raise SystemExit(f"mlpot md: --resume given but {checkpoint_path} does not exist")
     atoms = ase.io.read(args.structure)
-    potential = _load_potential(args.model, args.device)
+    potential = _load_potential(args.model, args.device, args.compile)
     out.mkdir(parents=True, exist_ok=True)
     reporters = [
         ThermoLog(out / "thermo.csv", args.thermo_every),

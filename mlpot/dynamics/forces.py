@@ -125,6 +125,7 @@ class PotentialForces(ForceProvider):
         self.edge_index: Tensor | None = None
         self.edge_shift: Tensor | None = None
         self.reference_positions: Tensor | None = None
+        self._evaluate = None
 
     def wrap(self, positions: Tensor) -> None:
         """Wrap ``positions`` [n, 3] in place into the cell along periodic axes."""
@@ -142,18 +143,30 @@ class PotentialForces(ForceProvider):
         )
         self.reference_positions = state.positions.clone()
         self.n_rebuilds += 1
+        self._evaluate = None
+
+    def _evaluator(self, positions: Tensor):
+        """positions → (energy, forces) for the current list: the potential's own fixed-topology
+        evaluator where it has one (prepared once per list), else a plain call."""
+        data = {**self._static, "positions": positions, "edge_index": self.edge_index, "edge_shift": self.edge_shift}
+        if hasattr(self.potential, "fixed_topology"):
+            return self.potential.fixed_topology(data)
+
+        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
+            with torch.enable_grad():
+                out = self.potential({**data, "positions": positions}, compute_forces=True)
+            return out["energy"], out["forces"]
+
+        return evaluate
 
     def __call__(self, state: MDState) -> None:
         if self.reference_positions is None or needs_rebuild(state.positions, self.reference_positions, self.skin):
             self.rebuild(state)
-        data = dict(self._static)
-        data["positions"] = state.positions
-        data["edge_index"] = self.edge_index
-        data["edge_shift"] = self.edge_shift
-        with torch.enable_grad():
-            out = self.potential(data, compute_forces=True)
-        state.energy = out["energy"].detach().reshape(self.n_systems)
-        state.forces = out["forces"].detach()
+        if self._evaluate is None:
+            self._evaluate = self._evaluator(state.positions)
+        energy, forces = self._evaluate(state.positions)
+        state.energy = energy.detach().reshape(self.n_systems)
+        state.forces = forces.detach()
 
     def state_dict(self) -> dict:
         if self.reference_positions is None:
@@ -176,6 +189,7 @@ class PotentialForces(ForceProvider):
         self.edge_index = data["edge_index"].to(device=device, dtype=torch.int64)
         self.edge_shift = data["edge_shift"].to(device=device, dtype=torch.int64)
         self.reference_positions = data["reference_positions"].to(device)
+        self._evaluate = None
 
 
 class ASECalculatorForces(ForceProvider):

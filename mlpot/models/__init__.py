@@ -1,11 +1,12 @@
 """Potentials: the descriptor model, committees, and the shared autograd machinery."""
 
-from mlpot.models.atomistic import DescriptorModel, fit_reference_energies
+from mlpot.models.atomistic import DescriptorModel, compile_potential, fit_reference_energies
 from mlpot.models.committee import Committee
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.serialization import load_model, read_metadata, save_model
 
 __all__ = [
+    "compile_potential",
     "Committee",
     "DescriptorModel",
     "Potential",

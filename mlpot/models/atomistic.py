@@ -11,18 +11,20 @@ Chirality modes (how the energy may depend on χ, which flips sign under a mirro
 * ``augment``: f(s, χ) directly; training adds mirror images (the trainer's job);
 * ``free``: f(s, χ) directly, for chiral environments where enantiomers must differ.
 
-Two evaluation paths compute the same energies (a test compares them to round-off). Training
-(``training=True``) differentiates with autograd, so that weight gradients and the derivative
-of forces exist. Evaluation (``training=False``, the default of ``model(data)``, the calculator
-and MD) uses hand-written first derivatives (:class:`~mlpot.descriptors.inference.FirstOrderDescriptor`,
-:class:`FirstOrderNetworks`), and above ``EDGES_PER_BLOCK`` edges it goes block by block of
-atoms (:class:`FirstOrderEnergy`), which is several times faster for large systems.
+Two evaluation paths compute the same energies and forces (a test compares them to
+round-off). Training (``training=True``) differentiates with autograd, so that weight
+gradients and the derivative of forces exist. Evaluation (``training=False``, the default of
+``model(data)``, the calculator and MD) takes no graph: :meth:`DescriptorModel.first_order_pass`
+computes the energies and their gradients with respect to the edge vectors with the chain rule
+written out, block of atoms by block (``EDGES_PER_BLOCK``), which is several times faster, and
+:meth:`DescriptorModel.compile` compiles it, which is what makes small molecules fast.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,9 +34,9 @@ from torch.autograd.function import once_differentiable
 
 from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
-from mlpot.descriptors.inference import FirstOrderDescriptor
+from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
-from mlpot.models.potential import Potential, edge_vectors
+from mlpot.models.potential import Potential, count_systems, edge_vectors, forces_from_edge_gradients
 
 CHIRALITY_MODES = ("even", "augment", "free")
 
@@ -102,12 +104,18 @@ class ElementMLPs(nn.Module):
         return output
 
     def evaluate(
-        self, scalars: Tensor, pseudoscalars: Tensor, species: Tensor, even: bool
+        self,
+        scalars: Tensor,
+        pseudoscalars: Tensor,
+        species: Tensor,
+        even: bool,
+        layout: tuple[Tensor | None, int] | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """:meth:`forward` by autograd, plus the pre-activations of the hidden layers [S, rows, width]."""
+        """:meth:`forward` by autograd, plus the pre-activations of the hidden layers [S, rows, width].
+        ``layout``: :meth:`layout` of ``species``, when the caller has it already."""
         weights, biases = list(self.weights), list(self.biases)  # (slicing a ParameterList builds a module)
-        n_species, (n_atoms, n_scalars) = weights[0].shape[0], scalars.shape
-        slot, width = self.layout(species)
+        n_species, n_scalars = weights[0].shape[0], scalars.shape[1]
+        slot, width = self.layout(species) if layout is None else layout
         if slot is not None:
             scalars = scalars.new_zeros(n_species * width, n_scalars).index_copy(0, slot, scalars)
             pseudoscalars = pseudoscalars.new_zeros(n_species * width, pseudoscalars.shape[1]).index_copy(0, slot, pseudoscalars)
@@ -131,42 +139,37 @@ class ElementMLPs(nn.Module):
             return output.reshape(-1).index_select(0, slot), tuple(pre_activations)
         return output.gather(0, species[None, :])[0], tuple(pre_activations)
 
-    def layout(self, species: Tensor) -> tuple[Tensor | None, int]:
+    def layout(self, species: Tensor, group: bool | None = None) -> tuple[Tensor | None, int]:
         """Row slots (species · width + rank) of the atoms in the per-element table, and its width;
-        no slots (None, n_atoms) when every atom goes through every network."""
+        no slots (None, n_atoms) when every atom goes through every network. ``group``: whether
+        to group atoms by element (default: from ``GROUP_BY_ELEMENT_FROM`` atoms)."""
         n_species = self.weights[0].shape[0]
-        if n_species > 1 and species.shape[0] >= GROUP_BY_ELEMENT_FROM:
+        if group is None:
+            group = species.shape[0] >= GROUP_BY_ELEMENT_FROM
+        if n_species > 1 and group:
             return neighbour_slots(species, n_species)
         return None, species.shape[0]
 
-
-class FirstOrderNetworks(torch.autograd.Function):
-    """:meth:`ElementMLPs.forward` with the chain rule written out for ∂/∂(descriptors), once.
-
-    As for :class:`~mlpot.descriptors.inference.FirstOrderDescriptor`: one autograd node
-    instead of about twenty, for evaluation; training uses the autograd path.
-    """
-
-    @staticmethod
-    def forward(ctx, scalars: Tensor, pseudoscalars: Tensor, networks: ElementMLPs, species: Tensor, even: bool):
-        output, pre_activations = networks.evaluate(scalars, pseudoscalars, species, even)
-        ctx.networks, ctx.even, ctx.n_scalars = networks, even, scalars.shape[1]
-        ctx.save_for_backward(species, *pre_activations)
-        return output
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_output: Tensor):
-        species, *pre_activations = ctx.saved_tensors
-        networks, even, n_scalars = ctx.networks, ctx.even, ctx.n_scalars
-        weights = [w.detach() for w in networks.weights]
+    def backward(
+        self,
+        g_output: Tensor,
+        species: Tensor,
+        pre_activations: tuple[Tensor, ...],
+        even: bool,
+        layout: tuple[Tensor | None, int],
+        n_scalars: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Chain rule through :meth:`evaluate`, written out: ∂/∂scalars [n, n_s] and
+        ∂/∂pseudoscalars [n, n_p] from ∂/∂output ``g_output`` [n] (weights held fixed), given
+        the pre-activations and layout of the forward pass and the number of scalars n_s."""
+        weights = [w.detach() for w in self.weights]
         n_species, n_atoms = weights[0].shape[0], species.shape[0]
-        slot, width = networks.layout(species)
+        slot, width = layout
         # Only each atom's own element's output depends on it: its row of the table gets the gradient.
         if slot is not None:
-            g_x = g_output.new_zeros(n_species * width).index_copy_(0, slot, g_output).view(n_species, width)
+            g_x = g_output.new_zeros(n_species * width).index_copy(0, slot, g_output).view(n_species, width)
         else:
-            g_x = g_output.new_zeros(n_species, n_atoms).scatter_(0, species[None, :], g_output[None, :])
+            g_x = g_output.new_zeros(n_species, n_atoms).scatter(0, species[None, :], g_output[None, :])
         if even:
             g_x = 0.5 * torch.cat((g_x, g_x), dim=1)
         g_x = g_x[:, :, None]  # [S, rows, 1], the gradient of the last layer's output
@@ -184,6 +187,31 @@ class FirstOrderNetworks(torch.autograd.Function):
             g_pseudoscalars = g_pseudoscalars.reshape(n_species * width, -1).index_select(0, slot)
         else:  # every element's rows saw the atom; only its own carries a gradient
             g_scalars, g_pseudoscalars = g_scalars.sum(0), g_pseudoscalars.sum(0)
+        return g_scalars, g_pseudoscalars
+
+
+class FirstOrderNetworks(torch.autograd.Function):
+    """:meth:`ElementMLPs.evaluate` and :meth:`ElementMLPs.backward` as one autograd node.
+
+    As for :class:`~mlpot.descriptors.inference.FirstOrderDescriptor`: one node instead of
+    about twenty, whose only derivative is the first one with respect to the descriptors.
+    """
+
+    @staticmethod
+    def forward(ctx, scalars: Tensor, pseudoscalars: Tensor, networks: ElementMLPs, species: Tensor, even: bool):
+        layout = networks.layout(species)
+        output, pre_activations = networks.evaluate(scalars, pseudoscalars, species, even, layout)
+        ctx.networks, ctx.even, ctx.layout, ctx.n_scalars = networks, even, layout, scalars.shape[1]
+        ctx.save_for_backward(species, *pre_activations)
+        return output
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_output: Tensor):
+        species, *pre_activations = ctx.saved_tensors
+        g_scalars, g_pseudoscalars = ctx.networks.backward(
+            g_output, species, tuple(pre_activations), ctx.even, ctx.layout, ctx.n_scalars
+        )
         return g_scalars, g_pseudoscalars, None, None, None
 
 
@@ -206,6 +234,9 @@ class DescriptorModel(Potential):
         dtype: parameter dtype, ``torch.float64`` or ``torch.float32`` (or their names).
         seed: seed of the weight initialisation (None: torch's global RNG).
     """
+
+    #: Whether evaluation goes through the compiled first-order pass (:meth:`compile`).
+    compiled: bool = False
 
     def __init__(
         self,
@@ -336,11 +367,52 @@ class DescriptorModel(Potential):
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:
         species = self.species(data[K.NUMBERS])
-        if not training and vectors.shape[0] > EDGES_PER_BLOCK:
-            return FirstOrderEnergy.apply(vectors, self, edge_index, species)
-        # One block: the same first-order functions, straight in the caller's graph.
         scalars, pseudo = self.descriptor(vectors, edge_index, species, training=training)
         return self.energies_from_descriptors(scalars, pseudo, species, training=training)
+
+    def edge_gradients(
+        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, with_gradient: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`Potential.edge_gradients` by :meth:`first_order_pass`, block of atoms by block.
+
+        E_i depends only on the edges whose centre is i, so the gradient of each block's
+        energies is that of the whole. Working block by block (``EDGES_PER_BLOCK`` edges) keeps
+        the intermediates small, so that memory is reused from block to block instead of being
+        allocated afresh for the whole system: allocating large tensors is what a large system
+        spends its time on.
+        """
+        species = self.species(data[K.NUMBERS])
+        centre, n_atoms, n_edges = edge_index[0], species.shape[0], edge_index.shape[1]
+        order = None
+        if n_edges > 1 and bool((centre[1:] < centre[:-1]).any()):
+            order = torch.argsort(centre, stable=True)  # blocks need the edges grouped by centre
+            vectors, edge_index, centre = vectors.index_select(0, order), edge_index[:, order], centre.index_select(0, order)
+        n_species = self.descriptor.n_species
+        neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
+        atoms_per_block = max(1, n_atoms * EDGES_PER_BLOCK // max(n_edges, 1))
+        if atoms_per_block >= n_atoms:
+            atom_bounds, edge_bounds = [0, n_atoms], [0, n_edges]
+        else:
+            atom_bounds = list(range(0, n_atoms, atoms_per_block)) + [n_atoms]
+            edge_bounds = torch.searchsorted(centre, torch.tensor(atom_bounds, device=centre.device)).tolist()
+        first_order_pass = _compiled(DescriptorModel.first_order_pass) if self.compiled else DescriptorModel.first_order_pass
+        energies, gradients = [], []
+        for a0, a1, e0, e1 in zip(atom_bounds[:-1], atom_bounds[1:], edge_bounds[:-1], edge_bounds[1:]):
+            block_species = species[a0:a1]
+            tables = neighbour_tables(
+                centre[e0:e1] - a0, neighbour_species[e0:e1] if n_species > 1 else None, a1 - a0, n_species
+            )
+            layout = self.networks.layout(block_species)
+            energy, gradient = first_order_pass(self, vectors[e0:e1], block_species, tables, layout, with_gradient)
+            energies.append(energy)
+            gradients.append(gradient)
+        energy = torch.cat(energies) if len(energies) > 1 else energies[0]
+        if not with_gradient:
+            return energy, None
+        gradient = torch.cat(gradients) if len(gradients) > 1 else gradients[0]
+        if order is not None:  # back to the caller's edge order
+            gradient = torch.empty_like(gradient).index_copy_(0, order, gradient)
+        return energy, gradient
 
     def energies_from_descriptors(self, scalars: Tensor, pseudo: Tensor, species: Tensor, training: bool = True) -> Tensor:
         """E_i = e_ref[z_i] + scale · f_{z_i}(s_i, χ_i) from raw descriptors [n, n_s], [n, n_p]; eV, [n]."""
@@ -349,61 +421,171 @@ class DescriptorModel(Potential):
         output = self.networks(scalars, pseudo / self.pseudoscalar_std, species, even=even, training=training)
         return torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
 
+    def first_order_pass(
+        self,
+        vectors: Tensor,
+        species: Tensor,
+        tables: tuple[Tensor, Tensor, int],
+        layout: tuple[Tensor | None, int],
+        with_gradient: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Atomic energies [N], eV, and ∂E_i/∂r_ij [E, 3], eV/Å, without autograd.
 
-#: Edges per block of :class:`FirstOrderEnergy`: large enough that per-operation overheads
+        The descriptors, the networks, then the chain rule back through both, written out
+        (:func:`~mlpot.descriptors.inference.descriptor_forward`/``descriptor_backward``,
+        :meth:`ElementMLPs.evaluate`/:meth:`ElementMLPs.backward`). Everything that depends on
+        the values of tensors (table widths, layouts) comes in through ``tables`` and ``layout``,
+        so that this is a fixed sequence of tensor operations: :meth:`compile` compiles it.
+
+        Args:
+            vectors: [E, 3] r_ij, Å, grouped by centre atom.
+            species: [N] int64 species index of each atom.
+            tables: :func:`~mlpot.descriptors.inference.neighbour_tables` of the edges.
+            layout: :meth:`ElementMLPs.layout` of ``species``.
+            with_gradient: also return ∂E_i/∂r_ij (else None).
+        """
+        slot, slot_b, width = tables
+        n_atoms, even = species.shape[0], self.chirality == "even"
+        scalars, pseudo, saved = descriptor_forward(self.descriptor, vectors, slot, slot_b, width, n_atoms)
+        scalars = (scalars - self.scalar_mean) / self.scalar_std
+        pseudo = pseudo / self.pseudoscalar_std
+        output, pre_activations = self.networks.evaluate(scalars, pseudo, species, even, layout)
+        energies = torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
+        if not with_gradient:
+            return energies, None
+        g_output = self.energy_scale.expand(n_atoms)
+        g_scalars, g_pseudo = self.networks.backward(g_output, species, pre_activations, even, layout, scalars.shape[1])
+        gradient = descriptor_backward(
+            self.descriptor, saved, g_scalars / self.scalar_std, g_pseudo / self.pseudoscalar_std, slot, slot_b
+        )
+        return energies, gradient
+
+    def fixed_topology(self, data: dict[str, Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        """:meth:`Potential.fixed_topology`, preparing once what depends on the edges only.
+
+        For a list of up to ``EDGES_PER_BLOCK`` edges, the species, the edge order, the cell
+        shifts S·cell, the neighbour tables and the network layout are fixed until the list is
+        rebuilt, and each evaluation is one pass (:meth:`energy_and_forces`; compiled as one
+        graph after :meth:`compile`). Edges that reach beyond the cutoff (the skin) are kept:
+        their radial basis and its derivative vanish there, so they add exact zeros, and keeping
+        them keeps the shapes fixed. A larger list goes through :meth:`forward`, which drops
+        them: there, computing them would cost more than per-step bookkeeping does.
+        """
+        edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
+        if edge_index.shape[1] > EDGES_PER_BLOCK:
+            return super().fixed_topology(data)
+        positions = data[K.POSITIONS].to(self.dtype)
+        n_atoms = positions.shape[0]
+        batch = data.get(K.BATCH)
+        if batch is None:
+            batch = torch.zeros(n_atoms, dtype=torch.int64, device=positions.device)
+        n_systems = count_systems(data, batch)
+        pbc = data.get(K.PBC)
+        cell = data[K.CELL].to(self.dtype) if pbc is not None and bool(pbc.any()) else None
+        species = self.species(data[K.NUMBERS])
+        centre = edge_index[0]
+        if edge_index.shape[1] > 1 and bool((centre[1:] < centre[:-1]).any()):
+            order = torch.argsort(centre, stable=True)  # the tables need edges grouped by centre
+            edge_index, edge_shift = edge_index[:, order], edge_shift.index_select(0, order)
+        shift_vectors = edge_vectors(torch.zeros_like(positions), edge_index, edge_shift, cell, batch)  # S·cell
+        n_species = self.descriptor.n_species
+        neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
+        tables = neighbour_tables(edge_index[0], neighbour_species, n_atoms, n_species)
+        layout = self.networks.layout(species, group=True)  # prepared once: grouping is free
+        energy_and_forces = _compiled(DescriptorModel.energy_and_forces) if self.compiled else DescriptorModel.energy_and_forces
+
+        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
+            with torch.no_grad():
+                return energy_and_forces(self, positions, edge_index, shift_vectors, species, tables, layout, batch, n_systems)
+
+        return evaluate
+
+    def energy_and_forces(
+        self,
+        positions: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        species: Tensor,
+        tables: tuple[Tensor, Tensor, int],
+        layout: tuple[Tensor | None, int],
+        batch: Tensor,
+        n_systems: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, in one pass over prepared edges
+        (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3]), then
+        :meth:`first_order_pass` and :func:`~mlpot.models.potential.forces_from_edge_gradients`."""
+        vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
+        energies, gradient = self.first_order_pass(vectors, species, tables, layout, True)
+        energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
+        return energy, forces_from_edge_gradients(gradient, edge_index, positions)
+
+    def compile(self, enabled: bool = True) -> "DescriptorModel":
+        """Evaluate (``training=False``, the calculator, MD) through compiled passes.
+
+        ``torch.compile`` fuses the few hundred small tensor operations of
+        :meth:`first_order_pass` (and, in MD, of :meth:`energy_and_forces`) into a few dozen
+        kernels, which is what makes a small molecule fast: there, dispatching operations, not
+        arithmetic, is the cost. The first evaluation compiles (10–30 s; it needs a C++
+        compiler on CPU, and later processes reuse torch's on-disk cache). Shapes are dynamic,
+        so that a new number of atoms or edges does not recompile. Training is unaffected.
+        Should compiling fail, evaluation warns once and goes on uncompiled.
+
+        Returns:
+            the model itself.
+        """
+        self.compiled = bool(enabled)
+        return self
+
+
+def compile_potential(potential: nn.Module) -> nn.Module:
+    """:meth:`DescriptorModel.compile` a model, or every member of a committee; returns it.
+
+    Raises:
+        ValueError: for a potential with no compiled evaluation.
+    """
+    members = list(potential.members) if hasattr(potential, "members") else [potential]
+    for member in members:
+        if not isinstance(member, DescriptorModel):
+            raise ValueError(f"compiling needs DescriptorModel potentials, not {type(member).__name__}")
+    for member in members:
+        member.compile()
+    return potential
+
+
+def _compiled(function: Callable) -> Callable:
+    """``torch.compile`` of a :class:`DescriptorModel` method, built on first use and shared by
+    every model (the model is an argument, so a copy of a model needs no compiling of its own).
+    If compiling fails, the call warns and runs ``function`` uncompiled, then and afterwards."""
+    if function not in _COMPILED:
+        compiled = torch.compile(function, dynamic=True, options={"cpp_wrapper": True})
+
+        def call(*args):
+            if _FAILED.get(function):
+                return function(*args)
+            try:
+                return compiled(*args)
+            except Exception as error:  # noqa: BLE001 - whatever the compiler raises: fall back, loudly
+                first_line = str(error).splitlines()[0] if str(error) else ""
+                warnings.warn(
+                    f"torch.compile failed ({type(error).__name__}: {first_line}); evaluating uncompiled "
+                    "(correct, but slower). On CPU, compiling needs a working C++ compiler.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                _FAILED[function] = True
+                return function(*args)
+
+        _COMPILED[function] = call
+    return _COMPILED[function]
+
+
+_COMPILED: dict[Callable, Callable] = {}
+_FAILED: dict[Callable, bool] = {}
+
+
+#: Edges per block of :meth:`DescriptorModel.edge_gradients`: large enough that per-operation overheads
 #: vanish, small enough that a block's intermediates (~1 kB per edge) stay a few tens of MB.
 EDGES_PER_BLOCK = 32_768
-
-
-class FirstOrderEnergy(torch.autograd.Function):
-    """Atomic energies from edge vectors, block of atoms by block, with ∂E_i/∂r_ij; for evaluation.
-
-    E_i depends only on the edges whose centre is i, so ∂(Σ_i g_i E_i)/∂r_ij = g_i ∂E_i/∂r_ij.
-    The forward pass therefore computes, for one block of atoms at a time, the energies and
-    these per-edge gradients (a first-order pass through FirstOrderDescriptor and
-    FirstOrderNetworks); the backward pass is one product. Working block by block keeps the
-    intermediates small, so that memory is reused from block to block instead of being
-    allocated afresh for the whole system (allocating large tensors is what a large system
-    spends its time on), and it leaves one autograd node for the whole model.
-    """
-
-    @staticmethod
-    def forward(ctx, vectors: Tensor, model: "DescriptorModel", edge_index: Tensor, species: Tensor):
-        centre, n_atoms, n_edges = edge_index[0], species.shape[0], edge_index.shape[1]
-        order = None
-        if n_edges > 1 and bool((centre[1:] < centre[:-1]).any()):
-            order = torch.argsort(centre, stable=True)  # blocks need the edges grouped by centre
-            vectors, edge_index, centre = vectors.index_select(0, order), edge_index[:, order], centre.index_select(0, order)
-        neighbour_species = species.index_select(0, edge_index[1]) if model.descriptor.n_species > 1 else None
-        atoms_per_block = max(1, n_atoms * EDGES_PER_BLOCK // max(n_edges, 1))
-        atom_bounds = list(range(0, n_atoms, atoms_per_block)) + [n_atoms]
-        edge_bounds = torch.searchsorted(centre, torch.tensor(atom_bounds, device=centre.device)).tolist()
-        with_gradient = ctx.needs_input_grad[0]
-        energies, gradients = [], []
-        for a0, a1, e0, e1 in zip(atom_bounds[:-1], atom_bounds[1:], edge_bounds[:-1], edge_bounds[1:]):
-            with torch.enable_grad():
-                block = vectors[e0:e1].detach().requires_grad_(with_gradient)
-                block_species = neighbour_species[e0:e1] if neighbour_species is not None else None
-                scalars, pseudo = FirstOrderDescriptor.apply(
-                    block, model.descriptor, centre[e0:e1] - a0, block_species, a1 - a0
-                )
-                energy = model.energies_from_descriptors(scalars, pseudo, species[a0:a1], training=False)
-                if with_gradient:
-                    gradients.append(torch.autograd.grad(energy.sum(), block)[0])
-            energies.append(energy.detach())
-        if with_gradient:
-            ctx.order = order
-            ctx.save_for_backward(centre, torch.cat(gradients) if gradients else vectors.new_zeros(0, 3))
-        return torch.cat(energies) if energies else vectors.new_zeros(0)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_energy: Tensor):
-        centre, gradient = ctx.saved_tensors
-        g_vectors = g_energy.index_select(0, centre)[:, None] * gradient
-        if ctx.order is not None:  # back to the caller's edge order
-            g_vectors = torch.empty_like(g_vectors).index_copy_(0, ctx.order, g_vectors)
-        return g_vectors, None, None, None
 
 
 def fit_reference_energies(numbers_per_structure: Sequence[Tensor], energies: Tensor) -> dict[int, float]:

@@ -8,12 +8,16 @@ A potential only says how atoms' energies follow from their neighbours' vectors
   cutoff (so a list built with cutoff + skin is valid input);
 * applies a symmetric strain ε to positions and cell when stress is requested, so that
   stress = (1/V) ∂E/∂ε in ASE's sign convention;
-* differentiates: forces = −∂E/∂R, with ``create_graph`` only when training on forces.
+* differentiates: forces = −∂E/∂R. Training keeps the graph (``create_graph``) for force
+  losses; evaluation takes forces and stress from the per-edge gradients ∂E/∂r_ij
+  (:meth:`Potential.edge_gradients`), which a model may compute faster than autograd.
 
 The input dict is never modified.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +48,12 @@ def edge_vectors(positions: Tensor, edge_index: Tensor, edge_shift: Tensor, cell
         else:
             vectors = vectors + torch.einsum("ek,ekj->ej", shift, cell.index_select(0, batch.index_select(0, centre)))
     return vectors
+
+
+def forces_from_edge_gradients(gradient: Tensor, edge_index: Tensor, positions: Tensor) -> Tensor:
+    """Forces [n_atoms, 3], eV/Å, from g_ij = ∂E/∂r_ij [E, 3]: with r_ij = R_j − R_i + S·cell,
+    −∂E/∂R_k = Σ_{i=k} g_ij − Σ_{j=k} g_ij. ``positions`` [n_atoms, 3] gives shape and dtype."""
+    return torch.zeros_like(positions).index_add(0, edge_index[0], gradient).index_add(0, edge_index[1], -gradient)
 
 
 class Potential(nn.Module):
@@ -102,7 +112,7 @@ class Potential(nn.Module):
         batch = data.get(K.BATCH)
         if batch is None:
             batch = torch.zeros(n_atoms, dtype=torch.int64, device=positions.device)
-        n_systems = _count_systems(data, batch)
+        n_systems = count_systems(data, batch)
         pbc = data.get(K.PBC)
         periodic = pbc is not None and bool(pbc.any())
         cell = data[K.CELL].to(dtype) if periodic else None
@@ -114,6 +124,9 @@ class Potential(nn.Module):
             edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
         else:
             edge_index, edge_shift = neighbor_list(positions, self.cutoff, cell, pbc, batch)
+
+        if not training:
+            return self._evaluate(data, positions, cell, batch, n_systems, edge_index, edge_shift, compute_forces, compute_stress)
 
         with torch.enable_grad():
             if compute_forces:
@@ -127,35 +140,104 @@ class Potential(nn.Module):
             else:
                 strained_positions, strained_cell = positions, cell
             vectors = edge_vectors(strained_positions, edge_index, edge_shift, strained_cell, batch)
-
-            # Edges from a list built with a skin may reach beyond the cutoff: drop them.
-            with torch.no_grad():
-                inside = vectors.square().sum(dim=1) < self.cutoff**2
-            if not bool(inside.all()):
-                kept = torch.nonzero(inside).flatten()
-                edge_index, vectors = edge_index.index_select(1, kept), vectors.index_select(0, kept)
+            edge_index, vectors = self._within_cutoff(edge_index, vectors)
 
             model_data = {**data, K.POSITIONS: strained_positions, K.BATCH: batch}
-            atomic_energy = self.atomic_energies(model_data, edge_index, vectors, training=training)
+            atomic_energy = self.atomic_energies(model_data, edge_index, vectors, training=True)
             energy = torch.zeros(n_systems, dtype=dtype, device=positions.device).index_add(0, batch, atomic_energy)
             results = {K.ENERGY: energy, K.ATOMIC_ENERGY: atomic_energy}
 
             inputs = ([positions] if compute_forces else []) + ([strain] if compute_stress else [])
             if inputs:
                 gradients = torch.autograd.grad(
-                    energy.sum(), inputs, create_graph=training, allow_unused=True, materialize_grads=True
+                    energy.sum(), inputs, create_graph=True, allow_unused=True, materialize_grads=True
                 )
                 if compute_forces:
                     results[K.FORCES] = -gradients[0]
                 if compute_stress:
                     volume = torch.linalg.det(cell).abs()
                     results[K.STRESS] = gradients[-1] / volume[:, None, None]
-        if not training:
-            results = {key: value.detach() for key, value in results.items()}
+        return results
+
+    def _within_cutoff(self, edge_index: Tensor, vectors: Tensor) -> tuple[Tensor, Tensor]:
+        """Drop the edges longer than the cutoff (a list built with a skin reaches beyond it)."""
+        with torch.no_grad():
+            inside = vectors.square().sum(dim=1) < self.cutoff**2
+        if bool(inside.all()):
+            return edge_index, vectors
+        kept = torch.nonzero(inside).flatten()
+        return edge_index.index_select(1, kept), vectors.index_select(0, kept)
+
+    def edge_gradients(
+        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, with_gradient: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Per-atom energies [n_atoms], eV, and ∂E/∂r_ij [E, 3], eV/Å (None unless ``with_gradient``).
+
+        This default differentiates :meth:`atomic_energies` with autograd; a model may
+        override it with a faster pass (evaluation only: no graph is kept).
+        """
+        with torch.enable_grad():
+            vectors = vectors.detach().requires_grad_(with_gradient)
+            atomic_energy = self.atomic_energies(data, edge_index, vectors, training=False)
+            if not with_gradient:
+                return atomic_energy.detach(), None
+            (gradient,) = torch.autograd.grad(atomic_energy.sum(), vectors, allow_unused=True, materialize_grads=True)
+        return atomic_energy.detach(), gradient
+
+    def fixed_topology(self, data: dict[str, Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        """An evaluator of energy [n_systems] (eV) and forces [n_atoms, 3] (eV/Å) at new positions,
+        for the neighbour list of ``data`` (built with cutoff + skin), valid until it is rebuilt.
+
+        MD calls this once per neighbour-list build and the evaluator every step, so that a
+        model can prepare, once, everything that depends on the edges but not on the positions.
+        This default simply evaluates ``self`` on ``data`` with the new positions.
+
+        Args:
+            data: AtomicData with ``edge_index`` and ``edge_shift``; its positions are ignored.
+        """
+
+        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
+            out = self({**data, K.POSITIONS: positions}, compute_forces=True)
+            return out[K.ENERGY], out[K.FORCES]
+
+        return evaluate
+
+    @torch.no_grad()
+    def _evaluate(
+        self,
+        data: dict[str, Tensor],
+        positions: Tensor,
+        cell: Tensor | None,
+        batch: Tensor,
+        n_systems: int,
+        edge_index: Tensor,
+        edge_shift: Tensor,
+        compute_forces: bool,
+        compute_stress: bool,
+    ) -> dict[str, Tensor]:
+        """:meth:`forward` for evaluation: forces and stress from the edge gradients g_ij = ∂E/∂r_ij.
+
+        Forces by :func:`forces_from_edge_gradients`; a strain ε (R → R(1+ε), cell → cell(1+ε)) changes every r_ij to r_ij(1+ε), so
+        ∂E/∂ε = Σ r_ijᵀ g_ij, symmetrised: the same derivatives that the training path takes
+        by autograd (a test compares the two), with no graph to build.
+        """
+        vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
+        edge_index, vectors = self._within_cutoff(edge_index, vectors)
+        model_data = {**data, K.POSITIONS: positions, K.BATCH: batch}
+        atomic_energy, gradient = self.edge_gradients(model_data, edge_index, vectors, compute_forces or compute_stress)
+        energy = positions.new_zeros(n_systems).index_add(0, batch, atomic_energy)
+        results = {K.ENERGY: energy, K.ATOMIC_ENERGY: atomic_energy}
+        if compute_forces:
+            results[K.FORCES] = forces_from_edge_gradients(gradient, edge_index, positions)
+        if compute_stress:
+            per_edge = vectors[:, :, None] * gradient[:, None, :]  # r_a g_b, [E, 3, 3]
+            virial = positions.new_zeros(n_systems, 3, 3).index_add(0, batch.index_select(0, edge_index[0]), per_edge)
+            volume = torch.linalg.det(cell).abs()
+            results[K.STRESS] = 0.5 * (virial + virial.transpose(1, 2)) / volume[:, None, None]
         return results
 
 
-def _count_systems(data: dict[str, Tensor], batch: Tensor) -> int:
+def count_systems(data: dict[str, Tensor], batch: Tensor) -> int:
     if K.N_ATOMS in data:
         return data[K.N_ATOMS].shape[0]
     if K.CELL in data:

@@ -1,0 +1,93 @@
+"""The fast evaluation paths give the numbers of the reference path: the fixed-topology
+evaluator that MD uses (edges beyond the cutoff kept, tables prepared once), and the compiled
+passes of ``DescriptorModel.compile()``; a compiler failure falls back, with a warning."""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from helpers import ROUND_OFF
+
+from mlpot.data import atomic_data_from_atoms
+from mlpot.models import DescriptorModel, atomistic
+
+
+def _close(a, b):
+    return float((a - b).abs().max()) <= ROUND_OFF * max(float(b.abs().max()), 1e-3)
+
+
+def _water_box(n_molecules: int, seed: int) -> Atoms:
+    n = 3 * n_molecules
+    box = (n / 0.1) ** (1 / 3)
+    rng = np.random.default_rng(seed)
+    return Atoms("H2O" * n_molecules, positions=rng.random((n, 3)) * box, cell=[box] * 3, pbc=True)
+
+
+def _systems():
+    """A molecule (every atom through every network) and a periodic box (atoms grouped by element)."""
+    return {"ethanol": molecule("CH3CH2OH"), "water box": _water_box(30, seed=1)}
+
+
+@pytest.mark.parametrize("name", ["ethanol", "water box"])
+def test_fixed_topology_equals_forward(name):
+    """Edges in the skin (beyond the cutoff) are kept by the evaluator and add exact zeros;
+    a list in any edge order gives the same energy and forces as a plain evaluation."""
+    atoms = _systems()[name]
+    model = DescriptorModel(["H", "C", "O"], cutoff=3.5, chirality="free", seed=3)
+    data = atomic_data_from_atoms(atoms, cutoff=model.cutoff + 1.0)
+    lengths = (data["positions"][data["edge_index"][1]] - data["positions"][data["edge_index"][0]]).norm(dim=1)
+    assert name != "ethanol" or bool((lengths > model.cutoff).any())  # the skin holds edges: not vacuous
+    order = torch.randperm(data["edge_index"].shape[1], generator=torch.Generator().manual_seed(0))
+    shuffled = {**data, "edge_index": data["edge_index"][:, order], "edge_shift": data["edge_shift"][order]}
+    reference = model(atomic_data_from_atoms(atoms, cutoff=model.cutoff))
+    evaluate = model.fixed_topology(shuffled)
+    moved = data["positions"] + 0.05 * torch.randn(data["positions"].shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for positions in (data["positions"], moved):
+        expected = model({**shuffled, "positions": positions})
+        energy, forces = evaluate(positions)
+        assert _close(energy, expected["energy"]) and _close(forces, expected["forces"])
+    assert _close(evaluate(data["positions"])[0], reference["energy"])
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler for torch.compile")
+def test_compiled_evaluation_equals_uncompiled():
+    """Compiled energies, forces, stress and MD evaluator agree with the uncompiled ones to
+    round-off, for a molecule and a periodic system of other sizes without recompiling."""
+    model = DescriptorModel(["H", "C", "O"], cutoff=4.0, seed=2)
+    compiled = DescriptorModel(["H", "C", "O"], cutoff=4.0, seed=2).compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a fallback to uncompiled would be a failure here
+        for name, atoms in _systems().items():
+            data = atomic_data_from_atoms(atoms, cutoff=model.cutoff + 0.5)
+            stress = bool(atoms.pbc.all())
+            expected, result = model(data, compute_stress=stress), compiled(data, compute_stress=stress)
+            for key in ("energy", "atomic_energy", "forces") + (("stress",) if stress else ()):
+                assert _close(result[key], expected[key]), (name, key)
+            energy, forces = compiled.fixed_topology(data)(data["positions"])
+            assert _close(energy, expected["energy"]) and _close(forces, expected["forces"]), name
+
+
+def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
+    def failing_compile(function, **options):
+        def call(*args):
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    monkeypatch.setattr(atomistic, "_COMPILED", {})
+    monkeypatch.setattr(atomistic, "_FAILED", {})
+    model = DescriptorModel(["H", "C", "O"], seed=0)
+    data = atomic_data_from_atoms(molecule("CH3CH2OH"), cutoff=model.cutoff)
+    expected = model(data)
+    model.compile()
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no compiler here"):
+        result = model(data)
+    assert _close(result["forces"], expected["forces"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once: later calls are quiet
+        assert _close(model(data)["energy"], expected["energy"])
