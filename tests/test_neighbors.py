@@ -8,6 +8,8 @@ must pick another cutoff, not that the neighbour list is wrong).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from ase.build import bulk, fcc111, molecule
 from ase.geometry import cellpar_to_cell
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from mlpot.neighbors import needs_rebuild, neighbor_list, neighbor_list_brute_force
+from mlpot.neighbors import _half_stencil, needs_rebuild, neighbor_list, neighbor_list_brute_force
 
 #: No pair distance may lie this close to the cutoff (Å): far above float64 round-off in Å-sized
 #: systems; float32 tests use FLOAT32_TIE_TOLERANCE, above float32 round-off at ~50 Å.
@@ -362,6 +364,88 @@ def test_float32_positions_far_outside_the_cell_match_ase():
     atoms = BULK["hcp-2x2x1"]()
     atoms.positions += np.array([-7.3, 3.2, -2.1]) @ atoms.cell.array
     assert_matches_ase(atoms, 5.0, dtype=torch.float32)
+
+
+# --- many atoms: several bins per axis, the half stencil and its pruning -------------------------
+
+#: Random liquids of a few hundred atoms: cells several cutoffs wide, so that each axis holds many
+#: bins and every part of the stencil (its own column, pruned corners, wrapped images) is used.
+LIQUIDS = {
+    "cubic": ((16.0, 16.0, 16.0, 90, 90, 90), True, 400),
+    "orthorhombic": ((12.0, 17.5, 21.0, 90, 90, 90), True, 420),
+    "triclinic": ((14.0, 16.0, 18.0, 75, 100, 110), True, 380),
+    "slab": ((15.0, 13.0, 40.0, 90, 90, 60), [True, True, False], 300),
+    "wire": ((30.0, 30.0, 14.0, 90, 90, 90), [False, False, True], 250),
+}
+
+
+@pytest.mark.parametrize("cutoff", [3.1, 5.2])
+@pytest.mark.parametrize("name", list(LIQUIDS))
+def test_random_liquids_match_ase(name, cutoff):
+    cellpar, pbc, n_atoms = LIQUIDS[name]
+    atoms = triclinic(cellpar, n_atoms=n_atoms, seed=30, pbc=pbc)
+    edge_index, _ = assert_matches_ase(atoms, cutoff)
+    assert bool((edge_index[0, 1:] >= edge_index[0, :-1]).all()), "edges must be grouped by centre"
+
+
+@pytest.mark.parametrize("name", ["cubic", "triclinic"])
+def test_float32_random_liquid_matches_ase(name):
+    cellpar, pbc, _ = LIQUIDS[name]
+    assert_matches_ase(triclinic(cellpar, n_atoms=60, seed=31, pbc=pbc), 4.3, dtype=torch.float32)
+
+
+def test_batch_of_a_liquid_and_a_cell_much_thinner_than_the_cutoff():
+    # The thin cell needs a wider stencil than the liquid; the liquid must not be searched wider
+    # (it would still be right, only slower) nor narrower.
+    systems = [triclinic(LIQUIDS["triclinic"][0], n_atoms=200, seed=32), SMALL_CELLS["1-atom-cubic"][0]]
+    positions, cell, pbc, batch = batched(systems)
+    edge_index, edge_shift = neighbor_list(positions, 3.5, cell, pbc, batch)
+    np.testing.assert_array_equal(canonical(edge_index, edge_shift), batched_ase_reference(systems, 3.5))
+
+
+@pytest.mark.parametrize(
+    "cellpar",
+    [(16, 16, 16, 90, 90, 90), (9, 14, 21, 90, 90, 90), (14, 16, 18, 75, 100, 110), (10, 11, 30, 60, 60, 60)],
+    ids=["cubic", "orthorhombic", "triclinic", "skewed"],
+)
+def test_half_stencil_searches_every_bin_a_pair_can_reach(cellpar):
+    # Pruning must be conservative: a bin offset d holding any vector shorter than the distance
+    # (w = d + v - u in bin units, u and v anywhere in their bins: w in the box [d-1, d+1]) must
+    # be searched, as d or as -d. Samples: the box's point nearest the origin in bin units, and
+    # random points of the box.
+    distance = 5.0
+    cell = torch.tensor(cellpar_to_cell(cellpar))[None]
+    reciprocal_norm = torch.linalg.inv(cell).norm(dim=1)
+    scale = torch.floor(3 / (distance * reciprocal_norm)).clamp(min=1)
+    reach = torch.ceil(distance * reciprocal_norm * scale).to(torch.int64)
+    span = int(reach.max())
+    columns, z_reach = _half_stencil(span, distance, cell, scale, reach)
+    searched = set()
+    for (dx, dy), z in zip(columns.tolist(), z_reach[0].tolist()):
+        for dz in range(0 if (dx, dy) == (0, 0) else -z, z + 1):
+            searched |= {(dx, dy, dz), (-dx, -dy, -dz)}
+    edges = (cell[0] / scale[0][:, None]).numpy()  # bin edge vectors as rows
+    rng = np.random.default_rng(34)
+    steps = range(-span - 1, span + 2)
+    offsets = np.array([d for d in itertools.product(steps, steps, steps)])
+    for d in offsets:
+        samples = np.concatenate([np.clip(0, d - 1, d + 1)[None], d + rng.uniform(-1, 1, size=(4000, 3))])
+        if np.linalg.norm(samples @ edges, axis=1).min() < distance:
+            assert tuple(d) in searched, f"offset {tuple(d)} holds pairs closer than {distance} but is pruned"
+
+
+@pytest.mark.parametrize(
+    "atoms, cutoff",
+    [(BULK["hcp-2x2x1"](), 5.0), (triclinic(LIQUIDS["slab"][0], n_atoms=100, seed=33, pbc=[True, True, False]), 4.0)],
+    ids=["bulk", "slab"],
+)
+def test_edges_are_grouped_by_centre_with_both_directions(atoms, cutoff):
+    positions, cell, pbc = tensors(atoms)
+    edge_index, edge_shift = neighbor_list(positions, cutoff, cell, pbc)
+    assert bool((edge_index[0, 1:] >= edge_index[0, :-1]).all())
+    forward = canonical(edge_index, edge_shift)
+    backward = canonical(edge_index.flip(0), -edge_shift)
+    np.testing.assert_array_equal(forward, backward)
 
 
 # --- the brute-force reference and the vectors -----------------------------------------------
