@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 10⁴-atom system")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print a torch profile per system")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON path (default benchmarks/results/inference.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -114,8 +115,8 @@ def main() -> None:
         print(f"{r['system']:>14} {r['n_atoms']:>6} {r['dtype']:>8} {str(r['compiled']):>8} {r['evaluations_per_s']:10.1f} "
               f"{r['atom_evaluations_per_s']:13.0f} {r['prepared_evaluations_per_s']:10.1f}")
     model = DescriptorModel(["H"], seed=0)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
         "benchmark": "energy+forces of the default DescriptorModel, neighbour list prebuilt",
         "command": "python scripts/bench_inference.py" + (" --quick" if args.quick else "")
         + (f" --threads {args.threads}" if args.threads != 2 else ""),
@@ -125,7 +126,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "rows": rows,
     }, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
