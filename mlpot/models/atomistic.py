@@ -516,7 +516,10 @@ class DescriptorModel(Potential):
         :meth:`first_order_pass` and :func:`~mlpot.models.potential.forces_from_edge_gradients`."""
         vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
         energies, gradient = self.first_order_pass(vectors, species, tables, layout, True)
-        energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
+        if n_systems == 1:  # a plain sum: inductor fails to compile a scatter into one element
+            energy = energies.sum().reshape(1)
+        else:
+            energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
         return energy, forces_from_edge_gradients(gradient, edge_index, positions)
 
     def compile(self, enabled: bool = True) -> "DescriptorModel":
