@@ -98,3 +98,16 @@ def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once: later calls are quiet
         assert _close(model(data)["energy"], expected["energy"])
+
+
+def test_compile_potential_sets_every_member_and_rejects_other_potentials():
+    from mlpot import MLPotCalculator
+    from mlpot.dynamics.reference_potentials import LennardJones
+    from mlpot.models import Committee, compile_potential
+
+    committee = Committee([DescriptorModel(["H"], seed=0), DescriptorModel(["H"], seed=1)])
+    assert compile_potential(committee) is committee
+    assert all(member.compiled for member in committee.members)
+    assert MLPotCalculator(DescriptorModel(["H"], seed=0), compile=True).model.compiled
+    with pytest.raises(ValueError, match="DescriptorModel"):
+        compile_potential(LennardJones())
