@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mlpot.descriptors.chirality import pseudoscalars as triple_products
-from mlpot.descriptors.invariants import neighbour_slots
+from mlpot.descriptors.invariants import mix_channels, neighbour_slots, power_spectrum
 
 
 def descriptor_forward(
@@ -44,8 +44,7 @@ def descriptor_forward(
     """
     n_species, l_max, n_orders = d.n_species, d.l_max, d.l_max + 1
     n_edges, n_components = vectors.shape[0], n_orders * n_orders
-    _, n_channels, n_inputs = d.channel_weights.shape
-    weights = d.channel_weights.detach().reshape(n_orders * n_channels, n_inputs)
+    n_inputs = d.channel_weights.shape[2]
 
     # Geometry and harmonics (as spherical_harmonics: monomials of r̂ times a fixed map).
     distance = torch.linalg.vector_norm(vectors, dim=1)
@@ -74,14 +73,10 @@ def descriptor_forward(
     table_b = table_b.view(n_atoms, width, n_inputs)
     density = torch.bmm(table_y.transpose(1, 2), table_b)  # [N, (l_max+1)², A]
 
-    # Channels, power spectrum and pseudoscalars (as mix_channels, power_spectrum, pseudoscalars).
-    every_order = (density @ weights.T).view(n_atoms, n_components * n_orders, n_channels)
-    channels = every_order.index_select(1, d.mixing_index)  # [N, (l_max+1)², K]
-    n_pairs = d.pair_index.shape[0] // 2
+    # Channels, power spectrum and pseudoscalars.
+    channels = mix_channels(density, d.channel_weights.detach(), d.mixing_index)  # [N, (l_max+1)², K]
     channels_t = channels.transpose(1, 2)  # [N, K, (l_max+1)²]
-    both = channels_t.index_select(1, d.pair_index)  # [N, 2·pairs, (l_max+1)²]
-    products = both[:, :n_pairs] * both[:, n_pairs:]
-    scalars = torch.cat((channels[:, 0, :], (products @ d.order_weights).reshape(n_atoms, -1)), dim=1)
+    scalars = power_spectrum(channels, d.order_weights, d.pair_index)
     pseudoscalars = triple_products(channels_t[:, :, 1:4], d.triple_columns)
     saved = (unit, inverse_r, monomials, kr, sin_kr, x, common, table_y, table_b, channels_t)
     return scalars, pseudoscalars, saved

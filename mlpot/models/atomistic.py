@@ -36,7 +36,7 @@ from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
-from mlpot.models.potential import Potential, count_systems, edge_vectors, forces_from_edge_gradients
+from mlpot.models.potential import Potential, edge_vectors, forces_from_edge_gradients
 
 CHIRALITY_MODES = ("even", "augment", "free")
 
@@ -348,20 +348,10 @@ class DescriptorModel(Potential):
 
     def descriptors(self, data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Raw scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p] of ``data``."""
-        from mlpot.neighbors import neighbor_list
-
-        positions = data[K.POSITIONS].to(self.dtype)
-        batch = data.get(K.BATCH, torch.zeros(positions.shape[0], dtype=torch.int64))
-        pbc = data.get(K.PBC)
-        cell = data[K.CELL].to(self.dtype) if pbc is not None and bool(pbc.any()) else None
-        if K.EDGE_INDEX in data:
-            edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
-        else:
-            edge_index, edge_shift = neighbor_list(positions, self.cutoff, cell, pbc, batch)
-        vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
-        inside = torch.nonzero(vectors.square().sum(dim=1) < self.cutoff**2).flatten()
-        species = self.species(data[K.NUMBERS])
-        return self.descriptor(vectors.index_select(0, inside), edge_index.index_select(1, inside), species, training=False)
+        positions, batch, _, cell = self._inputs(data)
+        edge_index, edge_shift = self._edges(data, positions, cell, batch)
+        edge_index, vectors = self._within_cutoff(edge_index, edge_vectors(positions, edge_index, edge_shift, cell, batch))
+        return self.descriptor(vectors, edge_index, self.species(data[K.NUMBERS]), training=False)
 
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
@@ -382,11 +372,11 @@ class DescriptorModel(Potential):
         spends its time on.
         """
         species = self.species(data[K.NUMBERS])
-        centre, n_atoms, n_edges = edge_index[0], species.shape[0], edge_index.shape[1]
-        order = None
-        if n_edges > 1 and bool((centre[1:] < centre[:-1]).any()):
-            order = torch.argsort(centre, stable=True)  # blocks need the edges grouped by centre
-            vectors, edge_index, centre = vectors.index_select(0, order), edge_index[:, order], centre.index_select(0, order)
+        n_atoms, n_edges = species.shape[0], edge_index.shape[1]
+        order = _order_by_centre(edge_index)
+        if order is not None:
+            vectors, edge_index = vectors.index_select(0, order), edge_index[:, order]
+        centre = edge_index[0]
         n_species = self.descriptor.n_species
         neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
         atoms_per_block = max(1, n_atoms * EDGES_PER_BLOCK // max(n_edges, 1))
@@ -395,7 +385,7 @@ class DescriptorModel(Potential):
         else:
             atom_bounds = list(range(0, n_atoms, atoms_per_block)) + [n_atoms]
             edge_bounds = torch.searchsorted(centre, torch.tensor(atom_bounds, device=centre.device)).tolist()
-        first_order_pass = _compiled(DescriptorModel.first_order_pass) if self.compiled else DescriptorModel.first_order_pass
+        first_order_pass = self._pass(DescriptorModel.first_order_pass)
         energies, gradients = [], []
         for a0, a1, e0, e1 in zip(atom_bounds[:-1], atom_bounds[1:], edge_bounds[:-1], edge_bounds[1:]):
             block_species = species[a0:a1]
@@ -474,25 +464,18 @@ class DescriptorModel(Potential):
         edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
         if edge_index.shape[1] > EDGES_PER_BLOCK:
             return super().fixed_topology(data)
-        positions = data[K.POSITIONS].to(self.dtype)
+        positions, batch, n_systems, cell = self._inputs(data)
         n_atoms = positions.shape[0]
-        batch = data.get(K.BATCH)
-        if batch is None:
-            batch = torch.zeros(n_atoms, dtype=torch.int64, device=positions.device)
-        n_systems = count_systems(data, batch)
-        pbc = data.get(K.PBC)
-        cell = data[K.CELL].to(self.dtype) if pbc is not None and bool(pbc.any()) else None
         species = self.species(data[K.NUMBERS])
-        centre = edge_index[0]
-        if edge_index.shape[1] > 1 and bool((centre[1:] < centre[:-1]).any()):
-            order = torch.argsort(centre, stable=True)  # the tables need edges grouped by centre
+        order = _order_by_centre(edge_index)
+        if order is not None:
             edge_index, edge_shift = edge_index[:, order], edge_shift.index_select(0, order)
         shift_vectors = edge_vectors(torch.zeros_like(positions), edge_index, edge_shift, cell, batch)  # S·cell
         n_species = self.descriptor.n_species
         neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
         tables = neighbour_tables(edge_index[0], neighbour_species, n_atoms, n_species)
         layout = self.networks.layout(species, group=True)  # prepared once: grouping is free
-        energy_and_forces = _compiled(DescriptorModel.energy_and_forces) if self.compiled else DescriptorModel.energy_and_forces
+        energy_and_forces = self._pass(DescriptorModel.energy_and_forces)
 
         def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
             with torch.no_grad():
@@ -540,6 +523,10 @@ class DescriptorModel(Potential):
         self.compiled = bool(enabled)
         return self
 
+    def _pass(self, function: Callable) -> Callable:
+        """``function`` (a method of this class), compiled when :meth:`compile` asked for it."""
+        return _compiled(function) if self.compiled else function
+
 
 def compile_potential(potential: nn.Module) -> nn.Module:
     """:meth:`DescriptorModel.compile` a model, or every member of a committee; returns it.
@@ -556,6 +543,15 @@ def compile_potential(potential: nn.Module) -> nn.Module:
     return potential
 
 
+def _order_by_centre(edge_index: Tensor) -> Tensor | None:
+    """The stable order that groups edges by centre atom, as the neighbour tables need; None
+    when they are grouped already (neighbour lists come so)."""
+    centre = edge_index[0]
+    if centre.numel() > 1 and bool((centre[1:] < centre[:-1]).any()):
+        return torch.argsort(centre, stable=True)
+    return None
+
+
 def _compiled(function: Callable) -> Callable:
     """``torch.compile`` of a :class:`DescriptorModel` method, built on first use and shared by
     every model (the model is an argument, so a copy of a model needs no compiling of its own).
@@ -564,9 +560,11 @@ def _compiled(function: Callable) -> Callable:
         # dynamic=None: specialised to the first shapes (~15% faster for a small molecule),
         # recompiled once with dynamic shapes when they change.
         compiled = torch.compile(function, options={"cpp_wrapper": True})
+        failed = False
 
         def call(*args):
-            if _FAILED.get(function):
+            nonlocal failed
+            if failed:
                 return function(*args)
             try:
                 return compiled(*args)
@@ -578,7 +576,7 @@ def _compiled(function: Callable) -> Callable:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-                _FAILED[function] = True
+                failed = True
                 return function(*args)
 
         _COMPILED[function] = call
@@ -586,7 +584,6 @@ def _compiled(function: Callable) -> Callable:
 
 
 _COMPILED: dict[Callable, Callable] = {}
-_FAILED: dict[Callable, bool] = {}
 
 
 #: Edges per block of :meth:`DescriptorModel.edge_gradients`: large enough that per-operation overheads

@@ -107,23 +107,13 @@ class Potential(nn.Module):
             ``forces`` and ``stress`` on request.
         """
         dtype = self.dtype
-        positions = data[K.POSITIONS].to(dtype)
-        n_atoms = positions.shape[0]
-        batch = data.get(K.BATCH)
-        if batch is None:
-            batch = torch.zeros(n_atoms, dtype=torch.int64, device=positions.device)
-        n_systems = count_systems(data, batch)
+        positions, batch, n_systems, cell = self._inputs(data)
         pbc = data.get(K.PBC)
-        periodic = pbc is not None and bool(pbc.any())
-        cell = data[K.CELL].to(dtype) if periodic else None
 
         if compute_stress and not (pbc is not None and bool(pbc[:n_systems].all())):
             raise ValueError("stress needs fully periodic systems (pbc True on all three axes)")
 
-        if K.EDGE_INDEX in data:
-            edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
-        else:
-            edge_index, edge_shift = neighbor_list(positions, self.cutoff, cell, pbc, batch)
+        edge_index, edge_shift = self._edges(data, positions, cell, batch)
 
         if not training:
             return self._evaluate(data, positions, cell, batch, n_systems, edge_index, edge_shift, compute_forces, compute_stress)
@@ -158,6 +148,23 @@ class Potential(nn.Module):
                     volume = torch.linalg.det(cell).abs()
                     results[K.STRESS] = gradients[-1] / volume[:, None, None]
         return results
+
+    def _inputs(self, data: dict[str, Tensor]) -> tuple[Tensor, Tensor, int, Tensor | None]:
+        """Positions [n, 3] in the model's dtype, batch [n] (zeros when absent), the number of
+        systems, and the cells [S, 3, 3] in the model's dtype (None when nothing is periodic)."""
+        positions = data[K.POSITIONS].to(self.dtype)
+        batch = data.get(K.BATCH)
+        if batch is None:
+            batch = torch.zeros(positions.shape[0], dtype=torch.int64, device=positions.device)
+        pbc = data.get(K.PBC)
+        cell = data[K.CELL].to(self.dtype) if pbc is not None and bool(pbc.any()) else None
+        return positions, batch, count_systems(data, batch), cell
+
+    def _edges(self, data: dict[str, Tensor], positions: Tensor, cell: Tensor | None, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """``edge_index`` and ``edge_shift`` of ``data``, or a neighbour list at the cutoff when it has none."""
+        if K.EDGE_INDEX in data:
+            return data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
+        return neighbor_list(positions, self.cutoff, cell, data.get(K.PBC), batch)
 
     def _within_cutoff(self, edge_index: Tensor, vectors: Tensor) -> tuple[Tensor, Tensor]:
         """Drop the edges longer than the cutoff (a list built with a skin reaches beyond it)."""

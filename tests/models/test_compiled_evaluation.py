@@ -87,7 +87,6 @@ def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", failing_compile)
     monkeypatch.setattr(atomistic, "_COMPILED", {})
-    monkeypatch.setattr(atomistic, "_FAILED", {})
     model = DescriptorModel(["H", "C", "O"], seed=0)
     data = atomic_data_from_atoms(molecule("CH3CH2OH"), cutoff=model.cutoff)
     expected = model(data)
