@@ -4,7 +4,10 @@ pure force evaluation, on ethanol and on a ~10⁴-atom periodic copper crystal.
 For each system it times, in steps (or force calls) per second:
 
 * (a) ``engine`` — ``mlpot.dynamics.Simulation`` (NVE velocity Verlet, no reporters): the
-  integrator, the neighbour-list check/rebuild with skin, the health check, one force call;
+  integrator, the neighbour-list check/rebuild with skin, the health check, one force call
+  (with a compiled model: all of it one compiled graph per step, see
+  ``mlpot.dynamics.compiled_step``; ethanol's list at cutoff + skin holds every pair, so the
+  engine never rebuilds it: ``neighbour_rebuilds_per_step`` reports it);
 * (b) ``ase`` — ``ase.md.verlet.VelocityVerlet`` with ``mlpot.MLPotCalculator`` on the same model;
 * (c) ``force`` — the model alone, ``model(data)`` with energy and forces, on a prebuilt
   neighbour list at exactly the cutoff (the irreducible cost of a step).

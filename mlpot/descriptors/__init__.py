@@ -2,8 +2,9 @@
 
 :class:`Descriptor` turns edge vectors into, per atom,
 
-* scalars: neighbour densities c_{k00} and the power spectrum p_{kk'l} (:mod:`.invariants`),
-  invariant under rotations, translations, permutations and mirrors;
+* scalars: neighbour densities c_{k00}, the power spectrum p_{kk'l} (three-body) and the
+  bispectrum b_{k,(l1 l2 l3)} (four-body) (:mod:`.invariants`), invariant under rotations,
+  translations, permutations and mirrors;
 * pseudoscalars: triple products of the l = 1 density channels (:mod:`.chirality`),
   invariant under proper rotations and odd under mirrors.
 
@@ -20,6 +21,9 @@ from torch import Tensor, nn
 from mlpot.descriptors.chirality import antisymmetric_triples, pseudoscalars, triple_columns, triple_product_indices
 from mlpot.descriptors.inference import FirstOrderDescriptor
 from mlpot.descriptors.invariants import (
+    bispectrum,
+    bispectrum_coupling,
+    coupling_paths,
     harmonics_coefficients,
     harmonics_derivative_coefficients,
     mix_channels,
@@ -43,18 +47,46 @@ class Descriptor(nn.Module):
         n_radial: Bessel basis size.
         n_channels: radial channels K per angular order.
         l_max: highest spherical-harmonic order of the power spectrum.
+        bispectrum_channels: radial channels K_b of the bispectrum (0: none).
+        bispectrum_l_max: highest order coupled in the bispectrum (≤ l_max).
     """
 
-    def __init__(self, n_species: int, cutoff: float, n_radial: int = 8, n_channels: int = 8, l_max: int = 3):
+    def __init__(
+        self,
+        n_species: int,
+        cutoff: float,
+        n_radial: int = 8,
+        n_channels: int = 8,
+        l_max: int = 3,
+        bispectrum_channels: int = 0,
+        bispectrum_l_max: int = 2,
+    ):
         super().__init__()
         if l_max < 1:
             raise ValueError(f"l_max must be at least 1 (pseudoscalars use the l = 1 channels), got {l_max}")
+        if bispectrum_channels < 0 or (bispectrum_channels and not 0 <= bispectrum_l_max <= l_max):
+            raise ValueError(
+                f"need bispectrum_channels ≥ 0 and 0 ≤ bispectrum_l_max ≤ l_max = {l_max}, "
+                f"got {bispectrum_channels} and {bispectrum_l_max}"
+            )
         self.n_species, self.l_max, self.n_channels = n_species, l_max, n_channels
+        self.bispectrum_channels, self.bispectrum_l_max = bispectrum_channels, bispectrum_l_max
         self.basis = BesselBasis(n_radial, cutoff)
         # Radial channels: per angular order, a learnable mixture of (neighbour species, Bessel n).
-        mixing = torch.randn(l_max + 1, n_channels, n_species * n_radial) / math.sqrt(n_species * n_radial)
+        n_inputs = n_species * n_radial
+        mixing = torch.randn(l_max + 1, n_channels, n_inputs) / math.sqrt(n_inputs)
         self.channel_weights = nn.Parameter(mixing)
-        self.n_scalars = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
+        self.n_spectrum = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
+        self.n_scalars = self.n_spectrum + bispectrum_channels * len(coupling_paths(bispectrum_l_max))
+        if bispectrum_channels:
+            # The bispectrum's own channels: what is worth correlating four-body need not be
+            # what the power spectrum uses.
+            mixing = torch.randn(bispectrum_l_max + 1, bispectrum_channels, n_inputs) / math.sqrt(n_inputs)
+            self.bispectrum_weights = nn.Parameter(mixing)
+            selection, weights = bispectrum_coupling(bispectrum_l_max)
+            self.register_buffer("bispectrum_selection", selection, persistent=False)
+            self.register_buffer("bispectrum_coefficients", weights, persistent=False)
+            self.register_buffer("bispectrum_mixing_index", mixing_index(bispectrum_l_max), persistent=False)
         self.n_pseudoscalars = triple_product_indices(n_channels).shape[0]
         # Constant tables, rebuilt from the hyperparameters (not saved with the weights).
         orders = torch.tensor([l for l in range(l_max + 1) for _ in range(2 * l + 1)])
@@ -102,7 +134,13 @@ class Descriptor(nn.Module):
         density = neighbour_density(harmonics, self.basis(distance), centre, neighbour_species, n_atoms, self.n_species)
         channels = mix_channels(density, self.channel_weights, self.mixing_index)  # [n_atoms, (l_max+1)², K]
         vector_channels = channels[:, 1:4, :].transpose(1, 2)  # U_k, the l = 1 channels: [n_atoms, K, 3]
-        return power_spectrum(channels, self.order_weights, self.pair_index), pseudoscalars(vector_channels, self.triple_columns)
+        scalars = power_spectrum(channels, self.order_weights, self.pair_index)
+        if self.bispectrum_channels:
+            n_components = (self.bispectrum_l_max + 1) ** 2
+            channels = mix_channels(density[:, :n_components], self.bispectrum_weights, self.bispectrum_mixing_index)
+            b, _ = bispectrum(channels.transpose(1, 2), self.bispectrum_selection, self.bispectrum_coefficients)
+            scalars = torch.cat((scalars, b), dim=1)
+        return scalars, pseudoscalars(vector_channels, self.triple_columns)
 
 
 def describe(data: dict[str, Tensor], model: nn.Module | None = None, **hyperparameters) -> tuple[Tensor, Tensor]:

@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mlpot.descriptors.chirality import pseudoscalars as triple_products
-from mlpot.descriptors.invariants import mix_channels, neighbour_slots, power_spectrum
+from mlpot.descriptors.invariants import bispectrum, bispectrum_backward, mix_channels, mix_channels_backward, monomials, neighbour_slots, power_spectrum
 
 
 def descriptor_forward(
@@ -49,12 +49,9 @@ def descriptor_forward(
     # Geometry and harmonics (as spherical_harmonics: monomials of r̂ times a fixed map).
     distance = torch.linalg.vector_norm(vectors, dim=1)
     unit = vectors / distance[:, None]
-    monomials = [unit]
-    for l in range(2, l_max + 1):
-        monomials.append((monomials[-1][:, :, None] * unit[:, None, :]).reshape(n_edges, 3**l))
-    monomials = torch.cat(monomials, dim=1)
+    monomial_values = monomials(unit, l_max)
     coefficients = d.harmonics_coefficients
-    harmonics = torch.addmm(coefficients[0], monomials, coefficients[1:])
+    harmonics = torch.addmm(coefficients[0], monomial_values, coefficients[1:])
 
     # Radial basis (as BesselBasis): B_n = sin(k_n r) · c(r), c = sqrt(2/r_c) f(r)/r.
     kr = distance[:, None] * d.basis.frequencies
@@ -78,7 +75,13 @@ def descriptor_forward(
     channels_t = channels.transpose(1, 2)  # [N, K, (l_max+1)²]
     scalars = power_spectrum(channels, d.order_weights, d.pair_index)
     pseudoscalars = triple_products(channels_t[:, :, 1:4], d.triple_columns)
-    saved = (unit, inverse_r, monomials, kr, sin_kr, x, common, table_y, table_b, channels_t)
+    saved = (unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t)
+    if d.bispectrum_channels:
+        n_coupled = (d.bispectrum_l_max + 1) ** 2
+        coupled = mix_channels(density[:, :n_coupled], d.bispectrum_weights.detach(), d.bispectrum_mixing_index)
+        b, factors = bispectrum(coupled.transpose(1, 2), d.bispectrum_selection, d.bispectrum_coefficients)
+        scalars = torch.cat((scalars, b), dim=1)
+        saved = saved + (factors,)
     return scalars, pseudoscalars, saved
 
 
@@ -87,20 +90,19 @@ def descriptor_backward(
 ) -> Tensor:
     """∂E/∂r_ij [E, 3] from ∂E/∂scalars [N, n_s] and ∂E/∂pseudoscalars [N, n_p], by the chain rule
     through :func:`descriptor_forward` (``saved`` is its third output; same slots)."""
-    unit, inverse_r, monomials, kr, sin_kr, x, common, table_y, table_b, channels_t = saved
+    unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t = saved[:10]
     n_atoms = table_y.shape[0]
     n_orders = d.l_max + 1
     n_components = n_orders * n_orders
     n_channels, n_inputs = d.channel_weights.shape[1:]
     n_pairs = d.pair_index.shape[0] // 2
-    weights = d.channel_weights.detach().reshape(n_orders * n_channels, n_inputs)
 
     # ∂E/∂c in the transposed layout [N, K, (l_max+1)²], from the three uses of c. The
     # gradients of p and χ are expanded to full symmetric and antisymmetric tensors by gathers,
     # so that the chain rule is dense products (no scatter-adds, which compile badly).
     # Power spectrum Σ_{k≤k'} g_{kk'l} Σ_m w_l c_klm c_k'lm: ∂/∂c_klm = Σ_k' H_{kk'l} w_l c_k'lm,
     # with H the symmetric extension of g, doubled on the diagonal.
-    g_spectrum = g_scalars[:, n_channels:].reshape(n_atoms, n_pairs, n_orders)
+    g_spectrum = g_scalars[:, n_channels : d.n_spectrum].reshape(n_atoms, n_pairs, n_orders)
     g_pairs = g_spectrum.index_select(1, d.pair_matrix_index) * d.pair_matrix_factor[:, None]  # [N, K², l_max+1]
     g_pairs = (g_pairs @ d.order_weights.T).view(n_atoms, n_channels, n_channels, n_components)
     g_channels_t = (g_pairs * channels_t[:, None]).sum(2)  # [N, K, (l_max+1)²]
@@ -116,10 +118,13 @@ def descriptor_backward(
     direct = torch.cat((g_scalars[:, :n_channels, None], g_vector_channels), dim=2)
     g_channels_t = torch.cat((g_channels_t[:, :, :4] + direct, g_channels_t[:, :, 4:]), dim=2)
 
-    # Back through the mixing (each component used its own order's weights) to the density.
-    g_every = g_channels_t.new_zeros(n_atoms, n_components * n_orders, n_channels)
-    g_every = g_every.index_copy(1, d.mixing_index, g_channels_t.transpose(1, 2))
-    g_density = g_every.view(n_atoms, n_components, n_orders * n_channels) @ weights  # [N, (l_max+1)², A]
+    # Back through the mixing to the density [N, (l_max+1)², A].
+    g_density = mix_channels_backward(g_channels_t, d.channel_weights.detach(), d.mixing_index)
+    if d.bispectrum_channels:
+        g_coupled_t = bispectrum_backward(g_scalars[:, d.n_spectrum :], saved[10], d.bispectrum_selection, d.bispectrum_coefficients)
+        g_coupled = mix_channels_backward(g_coupled_t, d.bispectrum_weights.detach(), d.bispectrum_mixing_index)
+        n_coupled = g_coupled.shape[1]
+        g_density = torch.cat((g_density[:, :n_coupled] + g_coupled, g_density[:, n_coupled:]), dim=1)
 
     # Back through density = Yᵀ B per atom, then from the slot tables to the edges.
     g_harmonics = torch.bmm(table_b, g_density.transpose(1, 2)).view(-1, n_components).index_select(0, slot)
@@ -129,7 +134,7 @@ def descriptor_backward(
     derivative = d.harmonics_derivative_coefficients  # [3, Q, (l_max+1)²]
     n_lower = derivative.shape[1]
     g_monomial = (g_harmonics @ derivative.permute(2, 0, 1).reshape(n_components, -1)).view(-1, 3, n_lower)
-    g_unit = torch.baddbmm(g_monomial[:, :, :1], g_monomial[:, :, 1:], monomials[:, : n_lower - 1, None])[:, :, 0]
+    g_unit = torch.baddbmm(g_monomial[:, :, :1], g_monomial[:, :, 1:], monomial_values[:, : n_lower - 1, None])[:, :, 0]
 
     # Radial: ∂B_n/∂r = k_n cos(k_n r) c(r) + sin(k_n r) c'(r), with c = s f(r)/r and
     # f'(r) = −30 x² (1 − x)² / r_c (zero beyond the cutoff, where x is clamped to 1).

@@ -6,11 +6,20 @@ mixtures of a Bessel basis, resolved by neighbour species. The power spectrum
 p_{kk'l} = Σ_m c_{klm} c_{k'lm} / (2l+1) is invariant under rotations *and* reflections
 (Y_lm(−r̂) = (−1)^l Y_lm(r̂), and each term has two factors), and costs O(neighbours).
 
+Three-body invariants alone (ν = 2: the centre and two neighbours) level off in accuracy, as
+SOAP-based models do. The bispectrum adds four-body (ν = 3) invariants
+b_{k,(l1 l2 l3)} = Σ_{m} C^{l1 l2 l3}_{m1 m2 m3} c_{k l1 m1} c_{k l2 m2} c_{k l3 m3} with the
+coupling C the Gaunt coefficients (the invariant tensor of three real harmonics), for every
+l1 ≤ l2 ≤ l3 whose sum is even (those are true scalars; odd sums are pseudoscalars and vanish
+for three copies of one channel). Like MACE's symmetric contraction, it uses one channel k in
+all three places: its own learnable radial channels (:func:`mix_channels`) choose what to
+correlate, which keeps the count at K·(number of paths) instead of K³.
+
 Speed:
 
 * e3nn evaluates Y_lm with dozens of small tensor operations, which dominates the cost of a
   small molecule. Y_lm(r) is a homogeneous polynomial of degree l, so it is an exact linear map
-  of the degree-l monomials of r. :func:`harmonics_coefficients` fits that map once against
+  of the degree-l monomials x^a y^b z^c of r (:func:`monomials`). :func:`harmonics_coefficients` fits that map once against
   e3nn itself (so e3nn stays the definition), and :func:`spherical_harmonics` applies it in a
   handful of operations. A test pins the two to round-off.
 * The density is a sum of outer products B_n(r_ij) ⊗ Y_lm(r̂_ij) over the neighbours j of
@@ -26,49 +35,75 @@ from __future__ import annotations
 import functools
 import itertools
 
+import numpy as np
 import torch
 from e3nn import o3
 from torch import Tensor
+
+
+def monomials(vectors: Tensor, l_max: int) -> Tensor:
+    """The distinct monomials x^a y^b z^c of degrees 1..l_max of each vector, [E, Σ_l (l+1)(l+2)/2].
+
+    Degree l is [x · (degree l−1), y · (its last l, which have no x), z · (its last, z^(l−1))]:
+    slices, no gathers, and (l+1)(l+2)/2 columns instead of the 3^l of repeated outer products.
+    :func:`monomial_exponents` gives the exponents (a, b, c) of each column.
+    """
+    degrees = [vectors]
+    for l in range(2, l_max + 1):
+        lower = degrees[-1]
+        degrees.append(torch.cat((vectors[:, :1] * lower, vectors[:, 1:2] * lower[:, -l:], vectors[:, 2:] * lower[:, -1:]), dim=1))
+    return torch.cat(degrees, dim=1)
+
+
+@functools.lru_cache(maxsize=None)
+def monomial_exponents(l_max: int) -> tuple[tuple[int, int, int], ...]:
+    """Exponents (a, b, c) of the columns of :func:`monomials`, the constant (0, 0, 0) first."""
+    axes = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    degrees = [list(axes)]
+    for l in range(2, l_max + 1):
+        lower = degrees[-1]
+        degrees.append(
+            [tuple(map(sum, zip(e, axes[0]))) for e in lower]
+            + [tuple(map(sum, zip(e, axes[1]))) for e in lower[-l:]]
+            + [tuple(map(sum, zip(e, axes[2]))) for e in lower[-1:]]
+        )
+    return ((0, 0, 0),) + tuple(e for degree in degrees for e in degree)
 
 
 @functools.lru_cache(maxsize=None)
 def _harmonics_coefficients_float64(l_max: int) -> Tensor:
     points = torch.randn(4096, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(12345))
     reference = o3.spherical_harmonics(list(range(l_max + 1)), points, normalize=False, normalization="component")
+    columns = torch.cat((torch.ones(points.shape[0], 1, dtype=torch.float64), monomials(points, l_max)), dim=1)
+    degree = torch.tensor([sum(e) for e in monomial_exponents(l_max)])
     blocks = []
-    monomials = torch.ones(points.shape[0], 1, dtype=torch.float64)
     for l in range(l_max + 1):
-        if l > 0:
-            monomials = (monomials[:, :, None] * points[:, None, :]).reshape(points.shape[0], -1)
         target = reference[:, l * l : (l + 1) ** 2]
-        blocks.append(torch.linalg.lstsq(monomials, target, driver="gelsd").solution)
+        blocks.append(torch.linalg.lstsq(columns[:, degree == l], target, driver="gelsd").solution)
     return torch.block_diag(*blocks)
 
 
 def harmonics_coefficients(l_max: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """[Σ_l 3^l, (l_max+1)²] map from monomials (1; x,y,z; x_a x_b; x_a x_b x_c; …) to e3nn's Y_lm."""
+    """[1 + n_monomials, (l_max+1)²] map from (1, :func:`monomials`) to e3nn's Y_lm."""
     return _harmonics_coefficients_float64(l_max).to(dtype)
 
 
 @functools.lru_cache(maxsize=None)
 def _harmonics_derivative_float64(l_max: int) -> Tensor:
     coefficients = _harmonics_coefficients_float64(l_max)
-    n_lower = sum(3**l for l in range(l_max))  # monomials of degree < l_max, constant included
-    derivative = torch.zeros(3, n_lower, coefficients.shape[1], dtype=torch.float64)
-    row = 1
-    for l in range(1, l_max + 1):
-        for powers in itertools.product(range(3), repeat=l):  # row order of spherical_harmonics
-            # ∂(x_a1 … x_al)/∂x_d = Σ_{i: a_i = d} Π_{j≠i} x_aj, a monomial of degree l − 1.
-            for i, d in enumerate(powers):
-                rest = powers[:i] + powers[i + 1 :]
-                lower = sum(3**k for k in range(l - 1)) + sum(a * 3 ** (l - 2 - k) for k, a in enumerate(rest))
-                derivative[d, lower] += coefficients[row]
-            row += 1
+    exponents = monomial_exponents(l_max)
+    lower = {e: i for i, e in enumerate(exponents) if sum(e) < l_max}  # constant included
+    derivative = torch.zeros(3, len(lower), coefficients.shape[1], dtype=torch.float64)
+    for row, e in enumerate(exponents):
+        for d in range(3):
+            if e[d]:  # ∂(x^a y^b z^c)/∂x = a x^(a−1) y^b z^c, a monomial of one degree less
+                reduced = tuple(k - (i == d) for i, k in enumerate(e))
+                derivative[d, lower[reduced]] += e[d] * coefficients[row]
     return derivative
 
 
 def harmonics_derivative_coefficients(l_max: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """[3, Σ_{l<l_max} 3^l, (l_max+1)²] map from the monomials of degree < l_max to ∂Y_lm/∂x_d, d = x, y, z."""
+    """[3, n_lower, (l_max+1)²] map from (1, the monomials of degree < l_max) to ∂Y_lm/∂x_d, d = x, y, z."""
     return _harmonics_derivative_float64(l_max).to(dtype)
 
 
@@ -83,13 +118,9 @@ def spherical_harmonics(vectors: Tensor, coefficients: Tensor, l_max: int) -> Te
     Returns:
         [E, (l_max+1)²], ordered as e3nn (l = 0, 1, …; m = −l..l).
     """
-    n = vectors.shape[0]
-    monomials = [vectors]
-    for l in range(2, l_max + 1):
-        monomials.append((monomials[-1][:, :, None] * vectors[:, None, :]).reshape(n, 3**l))
     # Y_00 = 1 is the constant row of the map: added as the bias of one matrix product
     # rather than as a column of ones.
-    return torch.addmm(coefficients[0], torch.cat(monomials, dim=1), coefficients[1:])
+    return torch.addmm(coefficients[0], monomials(vectors, l_max), coefficients[1:])
 
 
 def neighbour_slots(centre: Tensor, n_atoms: int) -> tuple[Tensor, int]:
@@ -186,6 +217,17 @@ def mix_channels(density: Tensor, weights: Tensor, index: Tensor) -> Tensor:
     return every_order.view(n_atoms, n_components * n_orders, n_channels).index_select(1, index)
 
 
+def mix_channels_backward(g_channels_t: Tensor, weights: Tensor, index: Tensor) -> Tensor:
+    """Chain rule through :func:`mix_channels` (weights held fixed): ∂/∂density
+    [n_atoms, (l_max+1)², n_species · n_radial] from ∂/∂c in the transposed layout
+    ``g_channels_t`` [n_atoms, K, (l_max+1)²]. Each component used its own order's weights."""
+    n_atoms, n_channels, n_components = g_channels_t.shape
+    n_orders = weights.shape[0]
+    g_every = g_channels_t.new_zeros(n_atoms, n_components * n_orders, n_channels)
+    g_every = g_every.index_copy(1, index, g_channels_t.transpose(1, 2))
+    return g_every.view(n_atoms, n_components, n_orders * n_channels) @ weights.reshape(n_orders * n_channels, -1)
+
+
 def symmetric_pairs(n_channels: int) -> tuple[Tensor, Tensor]:
     """Where each ordered channel pair (k, k') finds p_{kk'} among the pairs k ≤ k' of
     :func:`power_spectrum`, and the factor ∂(c_k c_k')/∂c_k picks up there (2 on the diagonal,
@@ -215,3 +257,104 @@ def power_spectrum(channels: Tensor, order_weights: Tensor, pair_index: Tensor) 
     products = both[:, :n_pairs] * both[:, n_pairs:]
     spectrum = (products @ order_weights).reshape(n_atoms, -1)
     return torch.cat((channels[:, 0, :], spectrum), dim=1)
+
+
+def coupling_paths(l_max: int) -> list[tuple[int, int, int]]:
+    """Orders (l1, l2, l3), l1 ≤ l2 ≤ l3 ≤ l_max, that couple three harmonics to a scalar (0e):
+    triangle rule |l1 − l2| ≤ l3 ≤ l1 + l2 and an even sum (parity (−1)^(l1+l2+l3) = +1)."""
+    return [
+        (l1, l2, l3)
+        for l1 in range(l_max + 1)
+        for l2 in range(l1, l_max + 1)
+        for l3 in range(l2, l_max + 1)
+        if l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def _gaunt_float64(l_max: int) -> Tensor:
+    # Gaunt coefficients ⟨Y_l1m1 Y_l2m2 Y_l3m3⟩, the average over the sphere: rotation invariant
+    # because each Y_l transforms by an orthogonal matrix, and proportional to e3nn's wigner_3j
+    # (non-zero exactly for the even-sum triangle paths). Computed here by a quadrature that is
+    # exact for these polynomials (degree ≤ 3 l_max): e3nn's tabulated wigner_3j holds only
+    # about 8 digits, which would break invariance beyond round-off.
+    n_theta = 3 * l_max // 2 + 1  # Gauss–Legendre in cos θ: exact to degree 2 n_theta − 1
+    n_phi = 3 * l_max + 1  # uniform φ: exact for trigonometric degree < n_phi
+    cos_theta, theta_weights = np.polynomial.legendre.leggauss(n_theta)
+    phi = np.arange(n_phi) * 2 * np.pi / n_phi
+    sin_theta = np.sqrt(1 - cos_theta**2)
+    points = np.stack(np.broadcast_arrays(
+        sin_theta[:, None] * np.cos(phi), sin_theta[:, None] * np.sin(phi), cos_theta[:, None]
+    ), axis=-1).reshape(-1, 3)
+    weights = torch.from_numpy(np.repeat(theta_weights, n_phi) / (2 * n_phi))  # sums to 1
+    harmonics = spherical_harmonics(torch.from_numpy(points), _harmonics_coefficients_float64(l_max), l_max)
+    # [(l_max+1)²]³: every (m1, m2, m3) of every order; the blocks of the paths are the non-zero ones.
+    return torch.einsum("q,qa,qb,qc->abc", weights, harmonics, harmonics, harmonics)
+
+
+@functools.lru_cache(maxsize=None)
+def _bispectrum_coupling_float64(l_max: int) -> tuple[Tensor, Tensor]:
+    gaunt = _gaunt_float64(l_max)
+    order = torch.tensor([l for l in range(l_max + 1) for _ in range(2 * l + 1)])
+    path_of = {path: p for p, path in enumerate(coupling_paths(l_max))}
+    # The three factors are one channel, so b is a cubic polynomial in its components: one
+    # monomial c_a c_b c_c per sorted triple a ≤ b ≤ c, whose coefficient collects the Gaunt
+    # coefficients of all orderings of (a, b, c). Only 25 (l_max = 2) or 77 (l_max = 3) are
+    # non-zero, against (l_max+1)⁶ entries of the dense coupling.
+    triples, coefficients = [], []
+    n_components = gaunt.shape[0]
+    for a, b, c in itertools.combinations_with_replacement(range(n_components), 3):
+        path = tuple(sorted((int(order[a]), int(order[b]), int(order[c]))))
+        value = sum(float(gaunt[i, j, k]) for i, j, k in set(itertools.permutations((a, b, c))))
+        if path in path_of and abs(value) > 1e-12:
+            triples.append((a, b, c))
+            coefficients.append((path_of[path], value))
+    selection = torch.zeros(n_components, 3 * len(triples), dtype=torch.float64)
+    for t, (a, b, c) in enumerate(triples):  # columns: all first factors, then all second, all third
+        selection[a, t] = selection[b, len(triples) + t] = selection[c, 2 * len(triples) + t] = 1.0
+    weights = torch.zeros(len(triples), len(path_of), dtype=torch.float64)
+    for t, (p, value) in enumerate(coefficients):
+        weights[t, p] = value
+    return selection, weights
+
+
+def bispectrum_coupling(l_max: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """The bispectrum as a sum of monomials c_a c_b c_c (a ≤ b ≤ c) of one channel's components.
+
+    Returns:
+        selection [(l_max+1)², 3T]: one-hot columns picking the first, then second, then third
+        factor of each of the T monomials; weights [T, n_paths]: the coefficient of each
+        monomial in each :func:`coupling_paths` path (Gaunt coefficients summed over orderings).
+    """
+    selection, weights = _bispectrum_coupling_float64(l_max)
+    return selection.to(dtype), weights.to(dtype)
+
+
+def bispectrum(channels_t: Tensor, selection: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Channel-diagonal bispectrum b_{k,path} = Σ_{m1 m2 m3} C_{m1 m2 m3} c_{k m1} c_{k m2} c_{k m3}.
+
+    Evaluated as Σ_t w_{t,path} c_{k a_t} c_{k b_t} c_{k c_t} over the non-zero monomials
+    (:func:`bispectrum_coupling`): the factors are picked by a product with the one-hot
+    ``selection`` (a dense product, whose derivative is another, rather than a gather).
+
+    Args:
+        channels_t: [N, K, (l_max+1)²] channel densities c_{k,lm} (transposed layout).
+        selection, weights: :func:`bispectrum_coupling` of the same l_max.
+
+    Returns:
+        b [N, K · n_paths] (channel-major), and the factors [N, K, 3T] for :func:`bispectrum_backward`.
+    """
+    n_atoms, n_channels, n_components = channels_t.shape
+    # One 2-D product (a batched one of N small products is several times slower).
+    factors = (channels_t.reshape(-1, n_components) @ selection).view(n_atoms, n_channels, -1)
+    first, second, third = factors.chunk(3, dim=2)
+    return ((first * second * third) @ weights).flatten(1), factors
+
+
+def bispectrum_backward(g_b: Tensor, factors: Tensor, selection: Tensor, weights: Tensor) -> Tensor:
+    """∂/∂c [N, K, (l_max+1)²] from ∂/∂b ``g_b`` [N, K · n_paths], by the chain rule through :func:`bispectrum`."""
+    n_atoms, n_channels = factors.shape[:2]
+    g_monomials = g_b.view(n_atoms, n_channels, -1) @ weights.T  # [N, K, T]
+    first, second, third = factors.chunk(3, dim=2)
+    g_factors = torch.cat((g_monomials * second * third, g_monomials * first * third, g_monomials * first * second), dim=2)
+    return (g_factors.view(n_atoms * n_channels, -1) @ selection.T).view(n_atoms, n_channels, -1)

@@ -6,8 +6,9 @@ reporters. :func:`simulate` is the one-call public entry point.
 
 The hot loop does only tensor work: the integrator's in-place updates, one force call (the
 neighbour-list check inside it is one reduction), and a health check (one fused reduction,
-one host sync). Reporters run at their own fixed intervals and are the only other place where
-numbers leave the device.
+one host sync). With a compiled mlpot potential, NVE steps are one compiled graph each, checks
+included, with one host sync (:mod:`mlpot.dynamics.compiled_step`). Reporters run at their own
+fixed intervals and are the only other place where numbers leave the device.
 
 Restart is bit for bit: a checkpoint holds the state, the integrator's parameters, the
 generator's state and the force provider's neighbour list, so a run resumed from step k takes
@@ -31,11 +32,14 @@ import torch
 from ase.data import covalent_radii
 from torch import Tensor
 
+from mlpot.dynamics.compiled_step import CompiledVerlet
 from mlpot.dynamics.forces import ASECalculatorForces, ForceProvider, PotentialForces
 from mlpot.dynamics.integrators import (
     Integrator,
     MDState,
+    VelocityVerlet,
     degrees_of_freedom,
+    health_measures,
     kinetic_energy,
     make_integrator,
     maxwell_boltzmann_momenta,
@@ -233,11 +237,11 @@ class Simulation:
         self.generator.manual_seed(self.seed)
         self.state = self._initial_state(systems)
         self.integrator.prepare(self.state)
-        self._prepare_health()
         if self.fast_path:
             self.forces: ForceProvider = PotentialForces(potential, self.state, skin=skin)
         else:
             self.forces = ASECalculatorForces(potential, systems)
+        self._prepare_step()
         self.skin = float(skin)
         self._template = [a.copy() for a in systems]
         for a in self._template:
@@ -344,30 +348,30 @@ class Simulation:
     def _compute_forces(self, state: MDState) -> None:
         self.forces(state)
 
-    def _prepare_health(self) -> None:
-        """Constants of the per-step check: 1/m per atom and 1/(N_dof k_B) per system."""
+    def _prepare_step(self) -> None:
+        """Constants of the per-step check (1/m per atom, 1/(N_dof k_B) per system) and, for NVE
+        on the fast path, the compiled step (used where the potential evaluates compiled)."""
         state = self.state
         self._health_inverse_masses = 1.0 / state.masses
         self._health_inverse_dof_kB = torch.where(
             state.n_dof > 0, 1.0 / (state.n_dof.clamp(min=1.0) * KB_EV_PER_K), torch.zeros_like(state.n_dof)
         )
-
-    def _check_health(self) -> None:
-        """One fused reduction and one host sync: max |F|², max T over systems, and the energy sum."""
-        state = self.state
-        twice_kinetic = state.momenta.square().sum(dim=1) * self._health_inverse_masses  # [n] 2K_i
-        if state.n_systems == 1:
-            twice_kinetic = twice_kinetic.sum().reshape(1)
-        else:
-            twice_kinetic = torch.zeros_like(state.n_dof).index_add_(0, state.batch, twice_kinetic)
-        worst = torch.stack(
-            (
-                state.forces.square().sum(dim=1).max(),
-                (twice_kinetic * self._health_inverse_dof_kB).max(),
-                state.energy.sum(),
+        self._compiled_step = None
+        if isinstance(self.forces, PotentialForces) and type(self.integrator) is VelocityVerlet:
+            self._compiled_step = CompiledVerlet(
+                self.integrator, self.forces, self._health_inverse_masses, self._health_inverse_dof_kB
             )
-        )
-        fmax2, tmax, energy = worst.tolist()
+
+    def _check_health(self, measures: Sequence[float] | None = None) -> None:
+        """Raise MDInstabilityError unless max |F|², max T over systems and the energy sum
+        (``measures``, as :func:`health_measures` gives them; computed here, one host sync, when None)
+        are finite and within bounds."""
+        state = self.state
+        if measures is None:
+            measures = health_measures(
+                state.momenta, state.forces, state.energy, self._health_inverse_masses, self._health_inverse_dof_kB, state.batch
+            ).tolist()
+        fmax2, tmax, energy = measures
         problems = []
         if not math.isfinite(fmax2) or not math.isfinite(energy):
             bad = torch.nonzero(~torch.isfinite(state.forces).all(dim=1)).flatten()[:10].tolist()
@@ -450,11 +454,14 @@ class Simulation:
                 step_fn = self.integrator.step
                 compute = self._compute_forces
                 state, generator = self.state, self.generator
+                compiled_step = self._compiled_step
                 for _ in range(steps):
                     self._observables_cache = None
                     self.state_is_good = False
-                    step_fn(state, compute, generator)
-                    self._check_health()
+                    measures = compiled_step.step(state) if compiled_step is not None else None
+                    if measures is None:  # the generic step: no compiled evaluator, or a rebuild is due
+                        step_fn(state, compute, generator)
+                    self._check_health(measures)
                     self.state_is_good = True
                     self._report()
                     if progress is not None:
@@ -524,14 +531,15 @@ class Simulation:
             cfg["ensemble"], cfg["timestep_fs"], cfg.get("temperature_K"), cfg.get("friction_per_fs")
         )
         tensors = data["state"]
-        for name, value in tensors.items():
-            current = getattr(self.state, name)
-            setattr(self.state, name, value.to(device=current.device, dtype=current.dtype))
         if not torch.equal(self.state.numbers.cpu(), tensors["numbers"]):
             raise ValueError("checkpoint atomic numbers differ from this simulation's")
+        # In place: the force provider holds the same numbers, batch, cell and pbc tensors, and
+        # a compiled step is specialised on which of its inputs are one tensor.
+        for name, value in tensors.items():
+            getattr(self.state, name).copy_(value)
         self.state.step = int(data["step"])
         self.integrator.prepare(self.state)
-        self._prepare_health()
+        self._prepare_step()
         self.seed = int(data["seed"])
         self.generator.set_state(data["rng_state"])
         if float(data.get("skin", self.skin)) != self.skin and isinstance(self.forces, PotentialForces):

@@ -6,10 +6,13 @@ A provider is called with the :class:`~mlpot.dynamics.integrators.MDState` and w
 * :class:`PotentialForces` — the fast path. Tensors stay in torch on the potential's device.
   The neighbour list is built with ``cutoff + skin`` by :func:`mlpot.neighbors.neighbor_list`
   and reused until :func:`mlpot.neighbors.needs_rebuild` says an atom has moved more than
-  skin/2. Positions are wrapped into the cell (periodic axes only) *at each rebuild*, and the
-  list is then built from the wrapped positions, so its integer shifts always refer to the
-  positions the integrator holds: between rebuilds atoms may leave the cell by less than
-  skin/2, which the shifts of that list already account for. Wrapping happens nowhere else.
+  skin/2, or for ever when it holds every pair of atoms of every system (a molecule smaller
+  than cutoff + skin, without periodic images: no neighbour can be missing). Positions are
+  wrapped into the cell (periodic axes only) *at each rebuild*, and the list is then built from
+  the wrapped positions, so its integer shifts always refer to the positions the integrator
+  holds: between rebuilds atoms may leave the cell by less than skin/2, which the shifts of that
+  list already account for. Wrapping happens nowhere else. The potential's evaluator of each
+  list (:meth:`PotentialForces.topology`) is prepared once per list.
 * :class:`ASECalculatorForces` — the generic path. Each system is an ``ase.Atoms`` with the
   calculator attached; positions are copied in and energies/forces copied out each step.
   Positions are never wrapped here (as in ASE's own integrators). The calculators are
@@ -27,6 +30,7 @@ import torch
 from torch import Tensor
 
 from mlpot.dynamics.integrators import MDState
+from mlpot.models.potential import FixedTopology, evaluate_at_positions
 from mlpot.neighbors import needs_rebuild, neighbor_list
 
 __all__ = ["ForceProvider", "PotentialForces", "ASECalculatorForces", "complete_cell"]
@@ -106,6 +110,7 @@ class PotentialForces(ForceProvider):
         self.periodic = bool(state.pbc.any())
         self.n_rebuilds = 0
         counts = torch.bincount(state.batch, minlength=state.n_systems)
+        self._all_pairs = int((counts * (counts - 1)).sum())
         # Invariant part of the AtomicData handed to the potential each step.
         self._static = {
             "numbers": state.numbers,
@@ -125,7 +130,8 @@ class PotentialForces(ForceProvider):
         self.edge_index: Tensor | None = None
         self.edge_shift: Tensor | None = None
         self.reference_positions: Tensor | None = None
-        self._evaluate = None
+        self._complete = False
+        self._topology: FixedTopology | None = None
 
     def wrap(self, positions: Tensor) -> None:
         """Wrap ``positions`` [n, 3] in place into the cell along periodic axes."""
@@ -143,28 +149,38 @@ class PotentialForces(ForceProvider):
         )
         self.reference_positions = state.positions.clone()
         self.n_rebuilds += 1
-        self._evaluate = None
+        self._list_changed()
 
-    def _evaluator(self, positions: Tensor):
-        """positions → (energy, forces) for the current list: the potential's own fixed-topology
-        evaluator where it has one (prepared once per list), else a plain call."""
-        data = {**self._static, "positions": positions, "edge_index": self.edge_index, "edge_shift": self.edge_shift}
-        if hasattr(self.potential, "fixed_topology"):
-            return self.potential.fixed_topology(data)
+    def _list_changed(self) -> None:
+        """Forget the evaluator of the previous list; note whether this one is complete."""
+        self._complete = not self.periodic and self.edge_index.shape[1] == self._all_pairs
+        self._topology = None
 
-        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
-            with torch.enable_grad():
-                out = self.potential({**data, "positions": positions}, compute_forces=True)
-            return out["energy"], out["forces"]
+    def moved_too_far(self, displacement2: float) -> bool:
+        """Whether a largest squared displacement ``displacement2`` (Å²) since the list was built
+        calls for a rebuild: more than skin/2, as :func:`mlpot.neighbors.needs_rebuild` decides,
+        and never for a complete list."""
+        return not self._complete and displacement2 > (0.5 * self.skin) ** 2
 
-        return evaluate
+    def topology(self, state: MDState) -> FixedTopology | None:
+        """The evaluator of the current list (prepared once per list), None before the first list."""
+        if self.reference_positions is None:
+            return None
+        if self._topology is None:
+            data = {**self._static, "positions": state.positions}
+            data.update(edge_index=self.edge_index, edge_shift=self.edge_shift)
+            if hasattr(self.potential, "fixed_topology"):
+                self._topology = self.potential.fixed_topology(data)
+            else:
+                self._topology = FixedTopology(evaluate_at_positions, self.potential, (data,))
+        return self._topology
 
     def __call__(self, state: MDState) -> None:
-        if self.reference_positions is None or needs_rebuild(state.positions, self.reference_positions, self.skin):
+        if self.reference_positions is None or (
+            not self._complete and needs_rebuild(state.positions, self.reference_positions, self.skin)
+        ):
             self.rebuild(state)
-        if self._evaluate is None:
-            self._evaluate = self._evaluator(state.positions)
-        energy, forces = self._evaluate(state.positions)
+        energy, forces = self.topology(state)(state.positions)
         state.energy = energy.detach().reshape(self.n_systems)
         state.forces = forces.detach()
 
@@ -189,7 +205,7 @@ class PotentialForces(ForceProvider):
         self.edge_index = data["edge_index"].to(device=device, dtype=torch.int64)
         self.edge_shift = data["edge_shift"].to(device=device, dtype=torch.int64)
         self.reference_positions = data["reference_positions"].to(device)
-        self._evaluate = None
+        self._list_changed()
 
 
 class ASECalculatorForces(ForceProvider):

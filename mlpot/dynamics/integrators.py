@@ -14,6 +14,9 @@ and a force evaluation ``F`` (the engine's force provider). The schemes are
 * Langevin BAOAB (NVT):  ``B(dt/2) A(dt/2) O(dt) A(dt/2) F B(dt/2)``;
 * Bussi (NVT):           ``R(dt/2) B(dt/2) A(dt) F B(dt/2) R(dt/2)``.
 
+:func:`velocity_verlet_step` is the velocity Verlet step as a pure function of tensors, the
+form in which :mod:`mlpot.dynamics.compiled_step` compiles it together with the forces.
+
 Every integrator reports the quantity it conserves: K + U for velocity Verlet, and
 K + U − W for the thermostats, where W (``MDState.thermostat_work``, per system, eV) is the
 kinetic energy the O or R steps have added so far. A drift of that quantity is an
@@ -48,8 +51,10 @@ __all__ = [
     "drift",
     "ornstein_uhlenbeck",
     "rescale_velocities",
+    "velocity_verlet_step",
     "kinetic_energy",
     "temperature",
+    "health_measures",
     "degrees_of_freedom",
     "maxwell_boltzmann_momenta",
 ]
@@ -134,6 +139,28 @@ def temperature(state: MDState, kinetic: Tensor | None = None) -> Tensor:
     if kinetic is None:
         kinetic = kinetic_energy(state)
     return torch.where(state.n_dof > 0, 2.0 * kinetic / (state.n_dof.clamp(min=1) * KB_EV_PER_K), 0.0 * kinetic)
+
+
+def health_measures(
+    momenta: Tensor, forces: Tensor, energy: Tensor, inverse_masses: Tensor, inverse_dof_kB: Tensor, batch: Tensor
+) -> Tensor:
+    """What the engine checks after every step, in one tensor (so that one host sync reads it).
+
+    Args:
+        momenta: [n, 3] amu·Å/(ASE time).
+        forces: [n, 3] eV/Å.
+        energy: [n_systems] eV.
+        inverse_masses: [n] 1/amu.
+        inverse_dof_kB: [n_systems] 1/(N_dof k_B), 1/eV·K (0 for a system with no degrees of freedom).
+        batch: [n] int64 system index.
+
+    Returns:
+        [3]: max_i |F_i|² (eV²/Å²), max over systems of the kinetic temperature (K), Σ energy (eV).
+    """
+    twice_kinetic = _per_system(momenta.square().sum(dim=1) * inverse_masses, batch, inverse_dof_kB.shape[0])
+    return torch.stack(
+        (forces.square().sum(dim=1).max(), (twice_kinetic * inverse_dof_kB).max(), energy.sum())
+    )
 
 
 def degrees_of_freedom(n_atoms_per_system: Tensor, momentum_conserved: bool) -> Tensor:
@@ -286,6 +313,41 @@ class VelocityVerlet(Integrator):
         compute_forces(state)
         kick(state, half)
         state.step += 1
+
+
+def velocity_verlet_step(
+    positions: Tensor,
+    momenta: Tensor,
+    forces: Tensor,
+    inverse_masses: Tensor,
+    dt: float | Tensor,
+    energy_and_forces: Callable[..., tuple[Tensor, Tensor]],
+    potential: torch.nn.Module,
+    *arguments,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:meth:`VelocityVerlet.step` as a pure function of tensors, for ``torch.compile``.
+
+    The same pieces, B(dt/2) A(dt) F B(dt/2), equal to round-off, on new tensors (the inputs are
+    untouched), with the forces from ``energy_and_forces(potential, positions, *arguments) ->
+    (energy [S], forces [n, 3])``, a plain function (a
+    :class:`~mlpot.models.potential.FixedTopology`'s), so that the whole step compiles into one graph.
+
+    Args:
+        positions: [n, 3] Å.
+        momenta: [n, 3] amu·Å/(ASE time).
+        forces: [n, 3] eV/Å, at ``positions``.
+        inverse_masses: [n, 1] 1/amu.
+        dt: time step, ASE time units: a number, or a 0-d tensor so that a compiled step serves
+            every time step (``torch.compile`` specialises on the value of a number).
+
+    Returns:
+        The new positions [n, 3], momenta [n, 3], forces [n, 3] and energy [S] (eV).
+    """
+    half = 0.5 * dt
+    momenta = momenta + half * forces
+    positions = positions + dt * momenta * inverse_masses
+    energy, forces = energy_and_forces(potential, positions, *arguments)
+    return positions, momenta + half * forces, forces, energy
 
 
 class _Thermostat(Integrator):

@@ -36,7 +36,7 @@ from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
-from mlpot.models.potential import Potential, edge_vectors, forces_from_edge_gradients
+from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 
 CHIRALITY_MODES = ("even", "augment", "free")
 
@@ -230,6 +230,8 @@ class DescriptorModel(Potential):
         n_radial: Bessel basis size.
         n_channels: radial channels per angular order (K); pseudoscalars number K(K−1)(K−2)/6.
         l_max: highest angular order of the power spectrum.
+        bispectrum_channels: radial channels of the four-body bispectrum (0: three-body only).
+        bispectrum_l_max: highest angular order coupled in the bispectrum.
         hidden: hidden widths of the per-element MLPs.
         dtype: parameter dtype, ``torch.float64`` or ``torch.float32`` (or their names).
         seed: seed of the weight initialisation (None: torch's global RNG).
@@ -246,6 +248,8 @@ class DescriptorModel(Potential):
         n_radial: int = 8,
         n_channels: int = 8,
         l_max: int = 3,
+        bispectrum_channels: int = 0,
+        bispectrum_l_max: int = 2,
         hidden: Sequence[int] = (64, 64),
         dtype: torch.dtype | str = torch.float64,
         seed: int | None = None,
@@ -266,6 +270,8 @@ class DescriptorModel(Potential):
             "n_radial": int(n_radial),
             "n_channels": int(n_channels),
             "l_max": int(l_max),
+            "bispectrum_channels": int(bispectrum_channels),
+            "bispectrum_l_max": int(bispectrum_l_max),
             "hidden": [int(h) for h in hidden],
         }
         generator_state = None
@@ -273,7 +279,9 @@ class DescriptorModel(Potential):
             generator_state = torch.random.get_rng_state()
             torch.manual_seed(seed)
         try:
-            self.descriptor = Descriptor(len(numbers), cutoff, n_radial, n_channels, l_max)
+            self.descriptor = Descriptor(
+                len(numbers), cutoff, n_radial, n_channels, l_max, bispectrum_channels, bispectrum_l_max
+            )
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.networks = ElementMLPs(len(numbers), n_features, hidden)
         finally:
@@ -450,7 +458,7 @@ class DescriptorModel(Potential):
         )
         return energies, gradient
 
-    def fixed_topology(self, data: dict[str, Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    def fixed_topology(self, data: dict[str, Tensor]) -> FixedTopology:
         """:meth:`Potential.fixed_topology`, preparing once what depends on the edges only.
 
         For a list of up to ``EDGES_PER_BLOCK`` edges, the species, the edge order, the cell
@@ -475,13 +483,12 @@ class DescriptorModel(Potential):
         neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
         tables = neighbour_tables(edge_index[0], neighbour_species, n_atoms, n_species)
         layout = self.networks.layout(species, group=True)  # prepared once: grouping is free
-        energy_and_forces = self._pass(DescriptorModel.energy_and_forces)
-
-        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
-            with torch.no_grad():
-                return energy_and_forces(self, positions, edge_index, shift_vectors, species, tables, layout, batch, n_systems)
-
-        return evaluate
+        return FixedTopology(
+            DescriptorModel.energy_and_forces,
+            self,
+            (edge_index, shift_vectors, species, tables, layout, batch, n_systems),
+            compiler=_compiled if self.compiled else None,
+        )
 
     def energy_and_forces(
         self,
@@ -509,7 +516,8 @@ class DescriptorModel(Potential):
         """Evaluate (``training=False``, the calculator, MD) through compiled passes.
 
         ``torch.compile`` fuses the few hundred small tensor operations of
-        :meth:`first_order_pass` (and, in MD, of :meth:`energy_and_forces`) into a few dozen
+        :meth:`first_order_pass` (and, in MD, of :meth:`energy_and_forces` with the integrator's
+        step around it: :class:`~mlpot.models.potential.FixedTopology`) into a few dozen
         kernels, which is what makes a small molecule fast: there, dispatching operations, not
         arithmetic, is the cost. The first evaluation compiles (10–30 s; it needs a C++
         compiler on CPU, and later processes reuse torch's on-disk cache) for its shapes, which
@@ -553,9 +561,11 @@ def _order_by_centre(edge_index: Tensor) -> Tensor | None:
 
 
 def _compiled(function: Callable) -> Callable:
-    """``torch.compile`` of a :class:`DescriptorModel` method, built on first use and shared by
-    every model (the model is an argument, so a copy of a model needs no compiling of its own).
-    If compiling fails, the call warns and runs ``function`` uncompiled, then and afterwards."""
+    """``torch.compile`` of a :class:`DescriptorModel` method, or of a function that calls one
+    (MD's step, through :class:`~mlpot.models.potential.FixedTopology`), built on first use and
+    shared by every model (the model is an argument, so a copy of a model needs no compiling of
+    its own). If compiling fails, the call warns and runs ``function`` uncompiled, then and
+    afterwards."""
     if function not in _COMPILED:
         # dynamic=None: specialised to the first shapes (~15% faster for a small molecule),
         # recompiled once with dynamic shapes when they change.

@@ -18,6 +18,7 @@ The input dict is never modified.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -191,7 +192,7 @@ class Potential(nn.Module):
             (gradient,) = torch.autograd.grad(atomic_energy.sum(), vectors, allow_unused=True, materialize_grads=True)
         return atomic_energy.detach(), gradient
 
-    def fixed_topology(self, data: dict[str, Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    def fixed_topology(self, data: dict[str, Tensor]) -> "FixedTopology":
         """An evaluator of energy [n_systems] (eV) and forces [n_atoms, 3] (eV/Å) at new positions,
         for the neighbour list of ``data`` (built with cutoff + skin), valid until it is rebuilt.
 
@@ -202,12 +203,7 @@ class Potential(nn.Module):
         Args:
             data: AtomicData with ``edge_index`` and ``edge_shift``; its positions are ignored.
         """
-
-        def evaluate(positions: Tensor) -> tuple[Tensor, Tensor]:
-            out = self({**data, K.POSITIONS: positions}, compute_forces=True)
-            return out[K.ENERGY], out[K.FORCES]
-
-        return evaluate
+        return FixedTopology(evaluate_at_positions, self, (data,))
 
     @torch.no_grad()
     def _evaluate(
@@ -242,6 +238,44 @@ class Potential(nn.Module):
             volume = torch.linalg.det(cell).abs()
             results[K.STRESS] = 0.5 * (virial + virial.transpose(1, 2)) / volume[:, None, None]
         return results
+
+
+@dataclass(frozen=True)
+class FixedTopology:
+    """Energy and forces at new positions for one neighbour list, as :meth:`Potential.fixed_topology`
+    returns it: ``function(potential, positions, *arguments)``; calling it evaluates (no graph).
+
+    Attributes:
+        function: a method of the potential (unbound) or a function of the same form: the
+            potential, positions [n_atoms, 3] (Å), then ``arguments`` → energy [n_systems] (eV)
+            and forces [n_atoms, 3] (eV/Å). Plain Python, never compiled itself.
+        potential: the potential.
+        arguments: everything else ``function`` needs, prepared once for the list.
+        compiler: how the potential compiles (``function → compiled function``) when it
+            evaluates compiled, else None. Where it is given, ``function`` is one fixed sequence
+            of tensor operations, so a caller may compile a larger function that calls it: MD
+            fuses it with the integrator's step into one graph.
+    """
+
+    function: Callable[..., tuple[Tensor, Tensor]]
+    potential: nn.Module
+    arguments: tuple
+    compiler: Callable[[Callable], Callable] | None = None
+
+    def __call__(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        function = self.function if self.compiler is None else self.compiler(self.function)
+        with torch.no_grad():
+            return function(self.potential, positions, *self.arguments)
+
+
+def evaluate_at_positions(potential: nn.Module, positions: Tensor, data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, of ``potential`` on ``data`` at
+    ``positions`` [n_atoms, 3], Å: the default :meth:`Potential.fixed_topology` function, and
+    MD's for any module that follows the potential contract (gradients enabled for those that
+    take forces by autograd)."""
+    with torch.enable_grad():
+        out = potential({**data, K.POSITIONS: positions}, compute_forces=True)
+    return out[K.ENERGY], out[K.FORCES]
 
 
 def count_systems(data: dict[str, Tensor], batch: Tensor) -> int:

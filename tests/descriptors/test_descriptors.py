@@ -10,14 +10,22 @@ from helpers import ROUND_OFF, chiral_molecule, mirror, random_rotation
 from mlpot.data import atomic_data_from_atoms
 from mlpot.descriptors import describe
 from mlpot.descriptors.chirality import pseudoscalars, triple_product_reference
-from mlpot.descriptors.invariants import harmonics_coefficients, spherical_harmonics
+from mlpot.descriptors.invariants import (
+    bispectrum,
+    bispectrum_coupling,
+    coupling_paths,
+    harmonics_coefficients,
+    monomial_exponents,
+    monomials,
+    spherical_harmonics,
+)
 from mlpot.descriptors.radial import smooth_cutoff
 from mlpot.models import DescriptorModel
 
 
-@pytest.fixture(scope="module")
-def model():
-    return DescriptorModel(["H", "C", "F", "Cl", "Br"], cutoff=4.0, seed=0)
+@pytest.fixture(scope="module", params=[0, 4], ids=["three-body", "with-bispectrum"])
+def model(request):
+    return DescriptorModel(["H", "C", "F", "Cl", "Br"], cutoff=4.0, bispectrum_channels=request.param, bispectrum_l_max=3, seed=0)
 
 
 def _descriptors(model, atoms):
@@ -73,10 +81,19 @@ def test_factorised_triple_product_equals_literal_triple_sum():
 
 def test_fast_harmonics_equal_e3nn():
     vectors = torch.nn.functional.normalize(torch.randn(500, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), dim=1)
-    for l_max in (1, 2, 3, 4):
+    for l_max in (1, 2, 3, 4, 6):
         reference = o3.spherical_harmonics(list(range(l_max + 1)), vectors, normalize=False, normalization="component")
         fast = spherical_harmonics(vectors, harmonics_coefficients(l_max), l_max)
         assert torch.allclose(fast, reference, rtol=0, atol=1e-11)
+
+
+def test_monomials_are_the_distinct_products_named_by_their_exponents():
+    vectors = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    exponents = monomial_exponents(4)
+    assert len(exponents) == 1 + sum((l + 1) * (l + 2) // 2 for l in range(1, 5))
+    assert len(set(exponents)) == len(exponents)  # each monomial once
+    literal = torch.stack([vectors[:, 0] ** a * vectors[:, 1] ** b * vectors[:, 2] ** c for a, b, c in exponents[1:]], dim=1)
+    assert torch.allclose(monomials(vectors, 4), literal, rtol=1e-14, atol=0)
 
 
 def test_envelope_value_and_two_derivatives_vanish_at_cutoff():
@@ -99,3 +116,32 @@ def test_descriptor_shapes_follow_hyperparameters():
     assert s.shape == (9, 5 + 3 * 15) and p.shape == (9, 10)
     with pytest.raises(ValueError, match="l_max"):
         DescriptorModel(["H"], l_max=0)
+    # Bispectrum paths (l1 ≤ l2 ≤ l3 ≤ 2, even sum): 000, 011, 022, 112, 222.
+    model = DescriptorModel(["H", "C", "O"], n_channels=5, l_max=2, bispectrum_channels=3, seed=0)
+    s, _ = _descriptors(model, molecule("CH3CH2OH"))
+    assert s.shape == (9, 5 + 3 * 15 + 3 * 5)
+    with pytest.raises(ValueError, match="bispectrum_l_max"):
+        DescriptorModel(["H"], l_max=2, bispectrum_channels=2, bispectrum_l_max=3)
+
+
+def test_coupling_paths_are_the_even_triangle_triples():
+    assert coupling_paths(2) == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 1, 2), (2, 2, 2)]
+    assert coupling_paths(3) == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (0, 3, 3), (1, 1, 2), (1, 2, 3), (2, 2, 2), (2, 3, 3)]
+
+
+@pytest.mark.parametrize("l_max", [2, 3])
+def test_bispectrum_is_the_wigner_3j_contraction(l_max):
+    """b_{k,path} ∝ Σ_{m1 m2 m3} W^{l1 l2 l3}_{m1 m2 m3} c_{k l1 m1} c_{k l2 m2} c_{k l3 m3} with e3nn's
+    wigner_3j W, one constant factor per path (the Gaunt normalisation), for random channels.
+    e3nn tabulates W to about 8 digits: hence the tolerance, not round-off."""
+    generator = torch.Generator().manual_seed(4)
+    n_atoms, n_channels = 4, 3
+    channels = torch.randn(n_atoms, n_channels, (l_max + 1) ** 2, dtype=torch.float64, generator=generator)
+    fast = bispectrum(channels, *bispectrum_coupling(l_max))[0].view(n_atoms * n_channels, -1)
+    for p, (l1, l2, l3) in enumerate(coupling_paths(l_max)):
+        c1, c2, c3 = (channels[:, :, l * l : (l + 1) ** 2] for l in (l1, l2, l3))
+        literal = torch.einsum("abc,nka,nkb,nkc->nk", o3.wigner_3j(l1, l2, l3, dtype=torch.float64), c1, c2, c3).flatten()
+        assert float(literal.abs().max()) > 1e-2  # every path contributes
+        factor = float(fast[:, p] @ literal / (literal @ literal))  # least-squares constant
+        assert abs(factor) > 1e-3
+        assert torch.allclose(fast[:, p], factor * literal, rtol=0, atol=1e-6 * float(fast[:, p].abs().max()))

@@ -54,12 +54,19 @@ def test_fixed_topology_equals_forward(name):
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler for torch.compile")
-@pytest.mark.parametrize("threads", [1, 2])  # inductor generates other (parallel) code for 2 threads
-def test_compiled_evaluation_equals_uncompiled(threads):
+@pytest.mark.parametrize(
+    ("threads", "hyperparameters"),
+    [
+        (1, {}),  # the default size, as benchmarked
+        (2, {}),  # inductor generates other (parallel) code for 2 threads
+        (1, {"l_max": 5, "bispectrum_channels": 4, "bispectrum_l_max": 3}),  # as the rMD17 configuration
+    ],
+)
+def test_compiled_evaluation_equals_uncompiled(threads, hyperparameters):
     """Compiled energies, forces, stress and MD evaluator agree with the uncompiled ones to
     round-off, for a molecule and a periodic system (a second shape: recompiled once)."""
-    model = DescriptorModel(["H", "C", "O"], seed=2)  # the default size, as benchmarked
-    compiled = DescriptorModel(["H", "C", "O"], seed=2).compile()
+    model = DescriptorModel(["H", "C", "O"], seed=2, **hyperparameters)
+    compiled = DescriptorModel(["H", "C", "O"], seed=2, **hyperparameters).compile()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     torch._dynamo.reset()  # compile afresh for this thread count

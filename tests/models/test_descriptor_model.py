@@ -23,9 +23,17 @@ def test_multi_element_periodic_model_passes_contract():
     assert_model_contract(DescriptorModel(["Si", "O"], cutoff=4.0, seed=2))
 
 
-def test_gradcheck_and_gradgradcheck():
+def test_model_with_bispectrum_passes_contract():
+    """Four-body terms and a higher angular order keep every symmetry, forces and stress exact."""
+    assert_model_contract(DescriptorModel(["Si", "O"], cutoff=4.0, l_max=5, bispectrum_channels=3, bispectrum_l_max=3, seed=7))
+
+
+@pytest.mark.parametrize("bispectrum_channels", [0, 2])
+def test_gradcheck_and_gradgradcheck(bispectrum_channels):
     """Exact first and second derivatives (the second is what training on forces needs)."""
-    model = DescriptorModel(["H", "C", "O"], cutoff=3.5, n_channels=4, l_max=2, hidden=(8,), seed=0)
+    model = DescriptorModel(
+        ["H", "C", "O"], cutoff=3.5, n_channels=4, l_max=2, bispectrum_channels=bispectrum_channels, hidden=(8,), seed=0
+    )
     data = atomic_data_from_atoms(Atoms("COH2", positions=[[0, 0, 0], [1.2, 0.1, 0], [-0.6, 0.9, 0.1], [-0.5, -0.9, 0.2]]))
 
     def energy(positions):
