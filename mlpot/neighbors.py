@@ -38,7 +38,7 @@ import itertools
 import torch
 from torch import Tensor
 
-__all__ = ["neighbor_list", "needs_rebuild", "neighbor_list_brute_force"]
+__all__ = ["neighbor_list", "needs_rebuild", "largest_squared_displacement", "moved_beyond_skin", "neighbor_list_brute_force"]
 
 
 
@@ -443,11 +443,23 @@ def _bin_key(system: Tensor, bin_xyz: Tensor, extent: int) -> Tensor:
     return ((system * extent + bin_xyz[..., 0]) * extent + bin_xyz[..., 1]) * extent + bin_xyz[..., 2]
 
 
-def needs_rebuild(positions: Tensor, reference_positions: Tensor, skin: float) -> bool:
-    """Return True once any atom has moved more than ``skin/2`` since the list was built.
+def largest_squared_displacement(positions: Tensor, reference_positions: Tensor) -> Tensor:
+    """max_i |R_i − R_i^ref|², Å², as a 0-d tensor (no host sync); [n_atoms, 3] inputs, n_atoms ≥ 1."""
+    return (positions - reference_positions).square().sum(dim=1).max()
+
+
+def moved_beyond_skin(largest_displacement2: float, skin: float) -> bool:
+    """The rebuild rule: an atom has moved more than ``skin/2`` (largest squared displacement in Å²).
 
     A list built with cutoff ``r_c + skin`` stays complete for ``r_c`` until then: two atoms
     each moving skin/2 towards each other close a gap of at most ``skin``.
+    """
+    return largest_displacement2 > (0.5 * skin) ** 2
+
+
+def needs_rebuild(positions: Tensor, reference_positions: Tensor, skin: float) -> bool:
+    """Return True once any atom has moved more than ``skin/2`` since the list was built
+    (:func:`moved_beyond_skin`).
 
     Args:
         positions: [n_atoms, 3] current positions, Å, unwrapped (same frame as the reference).
@@ -456,8 +468,9 @@ def needs_rebuild(positions: Tensor, reference_positions: Tensor, skin: float) -
     """
     if positions.shape != reference_positions.shape:
         return True
-    displacement2 = (positions.detach() - reference_positions.detach()).square().sum(dim=1)
-    return bool(displacement2.max() > (0.5 * skin) ** 2) if displacement2.numel() else False
+    if positions.shape[0] == 0:
+        return False
+    return moved_beyond_skin(float(largest_squared_displacement(positions.detach(), reference_positions.detach())), skin)
 
 
 def neighbor_list_brute_force(

@@ -43,7 +43,7 @@ def descriptor_forward(
         scalars [N, n_s], pseudoscalars [N, n_p], and the saved intermediates.
     """
     n_species, l_max, n_orders = d.n_species, d.l_max, d.l_max + 1
-    n_edges, n_components = vectors.shape[0], n_orders * n_orders
+    n_components = n_orders * n_orders
     n_inputs = d.channel_weights.shape[2]
 
     # Geometry and harmonics (as spherical_harmonics: monomials of r̂ times a fixed map).

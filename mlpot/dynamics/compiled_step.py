@@ -27,6 +27,7 @@ from torch import Tensor
 
 from mlpot.dynamics.forces import PotentialForces
 from mlpot.dynamics.integrators import MDState, VelocityVerlet, health_measures, velocity_verlet_step
+from mlpot.neighbors import largest_squared_displacement
 
 __all__ = ["CompiledVerlet", "verlet_step_with_checks"]
 
@@ -63,7 +64,7 @@ def verlet_step_with_checks(
     positions, momenta, forces, energy = velocity_verlet_step(
         positions, momenta, forces, inverse_masses, dt, energy_and_forces, potential, *arguments
     )
-    displacement2 = (positions - reference_positions).square().sum(dim=1).max()
+    displacement2 = largest_squared_displacement(positions, reference_positions)
     health = health_measures(momenta, forces, energy, health_inverse_masses, inverse_dof_kB, batch)
     return positions, momenta, forces, energy, torch.cat((displacement2.reshape(1), health))
 

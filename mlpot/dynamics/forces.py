@@ -31,7 +31,7 @@ from torch import Tensor
 
 from mlpot.dynamics.integrators import MDState
 from mlpot.models.potential import FixedTopology, evaluate_at_positions
-from mlpot.neighbors import needs_rebuild, neighbor_list
+from mlpot.neighbors import moved_beyond_skin, needs_rebuild, neighbor_list
 
 __all__ = ["ForceProvider", "PotentialForces", "ASECalculatorForces", "complete_cell"]
 
@@ -160,7 +160,7 @@ class PotentialForces(ForceProvider):
         """Whether a largest squared displacement ``displacement2`` (Å²) since the list was built
         calls for a rebuild: more than skin/2, as :func:`mlpot.neighbors.needs_rebuild` decides,
         and never for a complete list."""
-        return not self._complete and displacement2 > (0.5 * self.skin) ** 2
+        return not self._complete and moved_beyond_skin(displacement2, self.skin)
 
     def topology(self, state: MDState) -> FixedTopology | None:
         """The evaluator of the current list (prepared once per list), None before the first list."""
