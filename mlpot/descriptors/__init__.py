@@ -49,6 +49,9 @@ class Descriptor(nn.Module):
         l_max: highest spherical-harmonic order of the power spectrum.
         bispectrum_channels: radial channels K_b of the bispectrum (0: none).
         bispectrum_l_max: highest order coupled in the bispectrum (≤ l_max).
+        species_channels: radial channels that depend on the centre atom's species as well as
+            the neighbour's (one mixing per element pair, like ACE's radial functions), instead
+            of one mixing shared by every centre.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Descriptor(nn.Module):
         l_max: int = 3,
         bispectrum_channels: int = 0,
         bispectrum_l_max: int = 2,
+        species_channels: bool = False,
     ):
         super().__init__()
         if l_max < 1:
@@ -72,16 +76,19 @@ class Descriptor(nn.Module):
         self.n_species, self.l_max, self.n_channels = n_species, l_max, n_channels
         self.bispectrum_channels, self.bispectrum_l_max = bispectrum_channels, bispectrum_l_max
         self.basis = BesselBasis(n_radial, cutoff)
-        # Radial channels: per angular order, a learnable mixture of (neighbour species, Bessel n).
+        # Radial channels: per angular order (and per centre species with species_channels), a
+        # learnable mixture of (neighbour species, Bessel n).
+        self.species_channels = species_channels and n_species > 1
         n_inputs = n_species * n_radial
-        mixing = torch.randn(l_max + 1, n_channels, n_inputs) / math.sqrt(n_inputs)
+        per_centre = (n_species,) if self.species_channels else ()
+        mixing = torch.randn(*per_centre, l_max + 1, n_channels, n_inputs) / math.sqrt(n_inputs)
         self.channel_weights = nn.Parameter(mixing)
         self.n_spectrum = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
         self.n_scalars = self.n_spectrum + bispectrum_channels * len(coupling_paths(bispectrum_l_max))
         if bispectrum_channels:
             # The bispectrum's own channels: what is worth correlating four-body need not be
             # what the power spectrum uses.
-            mixing = torch.randn(bispectrum_l_max + 1, bispectrum_channels, n_inputs) / math.sqrt(n_inputs)
+            mixing = torch.randn(*per_centre, bispectrum_l_max + 1, bispectrum_channels, n_inputs) / math.sqrt(n_inputs)
             self.bispectrum_weights = nn.Parameter(mixing)
             selection, weights = bispectrum_coupling(bispectrum_l_max)
             self.register_buffer("bispectrum_selection", selection, persistent=False)
@@ -108,6 +115,13 @@ class Descriptor(nn.Module):
         self.register_buffer("triple_tensor_index", triple_tensor_index, persistent=False)
         self.register_buffer("triple_tensor_sign", triple_tensor_sign, persistent=False)
 
+    def centre_onehot(self, species: Tensor) -> Tensor | None:
+        """[n_atoms, n_species] one-hot species of each atom for per-species channels, else None."""
+        if not self.species_channels:
+            return None
+        classes = torch.arange(self.n_species, device=species.device)
+        return (species[:, None] == classes).to(self.channel_weights.dtype)
+
     def forward(
         self, vectors: Tensor, edge_index: Tensor, species: Tensor, training: bool = True
     ) -> tuple[Tensor, Tensor]:
@@ -128,16 +142,17 @@ class Descriptor(nn.Module):
         n_atoms = species.shape[0]
         neighbour_species = species.index_select(0, neighbour) if self.n_species > 1 else None
         if not training:
-            return FirstOrderDescriptor.apply(vectors, self, centre, neighbour_species, n_atoms)
+            return FirstOrderDescriptor.apply(vectors, self, centre, neighbour_species, species)
         distance = torch.linalg.vector_norm(vectors, dim=1)
         harmonics = spherical_harmonics(vectors / distance[:, None], self.harmonics_coefficients, self.l_max)
         density = neighbour_density(harmonics, self.basis(distance), centre, neighbour_species, n_atoms, self.n_species)
-        channels = mix_channels(density, self.channel_weights, self.mixing_index)  # [n_atoms, (l_max+1)², K]
+        onehot = self.centre_onehot(species)
+        channels = mix_channels(density, self.channel_weights, self.mixing_index, onehot)  # [n_atoms, (l_max+1)², K]
         vector_channels = channels[:, 1:4, :].transpose(1, 2)  # U_k, the l = 1 channels: [n_atoms, K, 3]
         scalars = power_spectrum(channels, self.order_weights, self.pair_index)
         if self.bispectrum_channels:
             n_components = (self.bispectrum_l_max + 1) ** 2
-            channels = mix_channels(density[:, :n_components], self.bispectrum_weights, self.bispectrum_mixing_index)
+            channels = mix_channels(density[:, :n_components], self.bispectrum_weights, self.bispectrum_mixing_index, onehot)
             b, _ = bispectrum(channels.transpose(1, 2), self.bispectrum_selection, self.bispectrum_coefficients)
             scalars = torch.cat((scalars, b), dim=1)
         return scalars, pseudoscalars(vector_channels, self.triple_columns)

@@ -27,7 +27,7 @@ from mlpot.descriptors.invariants import bispectrum, bispectrum_backward, mix_ch
 
 
 def descriptor_forward(
-    d, vectors: Tensor, slot: Tensor, slot_b: Tensor, width: int, n_atoms: int
+    d, vectors: Tensor, slot: Tensor, slot_b: Tensor, width: int, species: Tensor
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """Descriptors of every atom, plus what :func:`descriptor_backward` needs.
 
@@ -37,14 +37,15 @@ def descriptor_forward(
         slot, slot_b: [E] int64 slots of each edge in the neighbour tables of the harmonics
             and of the species-resolved basis (:func:`neighbour_tables`).
         width: neighbour slots per atom.
-        n_atoms: N.
+        species: [N] int64 species index of each atom.
 
     Returns:
         scalars [N, n_s], pseudoscalars [N, n_p], and the saved intermediates.
     """
     n_species, l_max, n_orders = d.n_species, d.l_max, d.l_max + 1
-    n_components = n_orders * n_orders
-    n_inputs = d.channel_weights.shape[2]
+    n_atoms, n_components = species.shape[0], n_orders * n_orders
+    n_inputs = d.channel_weights.shape[-1]
+    onehot = d.centre_onehot(species)
 
     # Geometry and harmonics (as spherical_harmonics: monomials of r̂ times a fixed map).
     distance = torch.linalg.vector_norm(vectors, dim=1)
@@ -71,14 +72,14 @@ def descriptor_forward(
     density = torch.bmm(table_y.transpose(1, 2), table_b)  # [N, (l_max+1)², A]
 
     # Channels, power spectrum and pseudoscalars.
-    channels = mix_channels(density, d.channel_weights.detach(), d.mixing_index)  # [N, (l_max+1)², K]
+    channels = mix_channels(density, d.channel_weights.detach(), d.mixing_index, onehot)  # [N, (l_max+1)², K]
     channels_t = channels.transpose(1, 2)  # [N, K, (l_max+1)²]
     scalars = power_spectrum(channels, d.order_weights, d.pair_index)
     pseudoscalars = triple_products(channels_t[:, :, 1:4], d.triple_columns)
-    saved = (unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t)
+    saved = (unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t, onehot)
     if d.bispectrum_channels:
         n_coupled = (d.bispectrum_l_max + 1) ** 2
-        coupled = mix_channels(density[:, :n_coupled], d.bispectrum_weights.detach(), d.bispectrum_mixing_index)
+        coupled = mix_channels(density[:, :n_coupled], d.bispectrum_weights.detach(), d.bispectrum_mixing_index, onehot)
         b, factors = bispectrum(coupled.transpose(1, 2), d.bispectrum_selection, d.bispectrum_coefficients)
         scalars = torch.cat((scalars, b), dim=1)
         saved = saved + (factors,)
@@ -90,11 +91,11 @@ def descriptor_backward(
 ) -> Tensor:
     """∂E/∂r_ij [E, 3] from ∂E/∂scalars [N, n_s] and ∂E/∂pseudoscalars [N, n_p], by the chain rule
     through :func:`descriptor_forward` (``saved`` is its third output; same slots)."""
-    unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t = saved[:10]
+    unit, inverse_r, monomial_values, kr, sin_kr, x, common, table_y, table_b, channels_t, onehot = saved[:11]
     n_atoms = table_y.shape[0]
     n_orders = d.l_max + 1
     n_components = n_orders * n_orders
-    n_channels, n_inputs = d.channel_weights.shape[1:]
+    n_channels, n_inputs = d.channel_weights.shape[-2:]
     n_pairs = d.pair_index.shape[0] // 2
 
     # ∂E/∂c in the transposed layout [N, K, (l_max+1)²], from the three uses of c. The
@@ -119,10 +120,10 @@ def descriptor_backward(
     g_channels_t = torch.cat((g_channels_t[:, :, :4] + direct, g_channels_t[:, :, 4:]), dim=2)
 
     # Back through the mixing to the density [N, (l_max+1)², A].
-    g_density = mix_channels_backward(g_channels_t, d.channel_weights.detach(), d.mixing_index)
+    g_density = mix_channels_backward(g_channels_t, d.channel_weights.detach(), d.mixing_index, onehot)
     if d.bispectrum_channels:
-        g_coupled_t = bispectrum_backward(g_scalars[:, d.n_spectrum :], saved[10], d.bispectrum_selection, d.bispectrum_coefficients)
-        g_coupled = mix_channels_backward(g_coupled_t, d.bispectrum_weights.detach(), d.bispectrum_mixing_index)
+        g_coupled_t = bispectrum_backward(g_scalars[:, d.n_spectrum :], saved[11], d.bispectrum_selection, d.bispectrum_coefficients)
+        g_coupled = mix_channels_backward(g_coupled_t, d.bispectrum_weights.detach(), d.bispectrum_mixing_index, onehot)
         n_coupled = g_coupled.shape[1]
         g_density = torch.cat((g_density[:, :n_coupled] + g_coupled, g_density[:, n_coupled:]), dim=1)
 
@@ -165,9 +166,9 @@ class FirstOrderDescriptor(torch.autograd.Function):
     :func:`descriptor_forward` and :func:`descriptor_backward` as one autograd node."""
 
     @staticmethod
-    def forward(ctx, vectors: Tensor, descriptor, centre: Tensor, neighbour_species: Tensor | None, n_atoms: int):
-        slot, slot_b, width = neighbour_tables(centre, neighbour_species, n_atoms, descriptor.n_species)
-        scalars, pseudoscalars, saved = descriptor_forward(descriptor, vectors, slot, slot_b, width, n_atoms)
+    def forward(ctx, vectors: Tensor, descriptor, centre: Tensor, neighbour_species: Tensor | None, species: Tensor):
+        slot, slot_b, width = neighbour_tables(centre, neighbour_species, species.shape[0], descriptor.n_species)
+        scalars, pseudoscalars, saved = descriptor_forward(descriptor, vectors, slot, slot_b, width, species)
         ctx.descriptor = descriptor
         ctx.save_for_backward(slot, slot_b, *saved)
         return scalars, pseudoscalars

@@ -197,35 +197,47 @@ def mixing_index(l_max: int) -> Tensor:
     return torch.tensor([(l * l + i) * n_orders + l for l in range(n_orders) for i in range(2 * l + 1)])
 
 
-def mix_channels(density: Tensor, weights: Tensor, index: Tensor) -> Tensor:
+def mix_channels(density: Tensor, weights: Tensor, index: Tensor, centre_onehot: Tensor | None = None) -> Tensor:
     """Learnable radial channels c_{klm} = Σ_{(z,n)} W_l[k, (z,n)] · density_{lm (z,n)}.
 
     Every component is mixed with every order's weights in one matrix product (the waste is
     small: these are per-atom tensors), and each component then keeps its own order's result.
+    With one set of weights per centre species, every set is applied and each atom keeps its
+    own species' result through a one-hot product (dense, so its chain rule has no scatter).
 
     Args:
         density: [n_atoms, (l_max+1)², n_species · n_radial] from :func:`neighbour_density`.
-        weights: [l_max+1, K, n_species · n_radial] one mixing matrix per angular order.
+        weights: [l_max+1, K, n_species · n_radial] one mixing matrix per angular order, or
+            [n_species, l_max+1, K, n_species · n_radial] one set per species of the centre atom.
         index: from :func:`mixing_index`.
+        centre_onehot: [n_atoms, n_species] one-hot species of each atom; needed with 4-d weights.
 
     Returns:
         [n_atoms, (l_max+1)², K] channel densities.
     """
     n_atoms, n_components, _ = density.shape
-    n_orders, n_channels, n_inputs = weights.shape
-    every_order = density @ weights.reshape(n_orders * n_channels, n_inputs).T  # [N, (l_max+1)², n_orders·K]
-    return every_order.view(n_atoms, n_components * n_orders, n_channels).index_select(1, index)
+    n_orders, n_channels, n_inputs = weights.shape[-3:]
+    every_order = density @ weights.reshape(-1, n_inputs).T  # [N, (l_max+1)², (n_species·)n_orders·K]
+    if weights.dim() == 4:
+        every_order = every_order.view(n_atoms, n_components, -1, n_orders * n_channels)
+        every_order = (every_order * centre_onehot[:, None, :, None]).sum(2)
+    return every_order.reshape(n_atoms, n_components * n_orders, n_channels).index_select(1, index)
 
 
-def mix_channels_backward(g_channels_t: Tensor, weights: Tensor, index: Tensor) -> Tensor:
+def mix_channels_backward(
+    g_channels_t: Tensor, weights: Tensor, index: Tensor, centre_onehot: Tensor | None = None
+) -> Tensor:
     """Chain rule through :func:`mix_channels` (weights held fixed): ∂/∂density
     [n_atoms, (l_max+1)², n_species · n_radial] from ∂/∂c in the transposed layout
-    ``g_channels_t`` [n_atoms, K, (l_max+1)²]. Each component used its own order's weights."""
+    ``g_channels_t`` [n_atoms, K, (l_max+1)²]. Each component used its own order's weights
+    (and, with per-species weights, its atom's species' weights)."""
     n_atoms, n_channels, n_components = g_channels_t.shape
-    n_orders = weights.shape[0]
+    n_orders, _, n_inputs = weights.shape[-3:]
     g_every = g_channels_t.new_zeros(n_atoms, n_components * n_orders, n_channels)
-    g_every = g_every.index_copy(1, index, g_channels_t.transpose(1, 2))
-    return g_every.view(n_atoms, n_components, n_orders * n_channels) @ weights.reshape(n_orders * n_channels, -1)
+    g_every = g_every.index_copy(1, index, g_channels_t.transpose(1, 2)).view(n_atoms, n_components, n_orders * n_channels)
+    if weights.dim() == 4:
+        g_every = (g_every[:, :, None, :] * centre_onehot[:, None, :, None]).reshape(n_atoms, n_components, -1)
+    return g_every @ weights.reshape(-1, n_inputs)
 
 
 def symmetric_pairs(n_channels: int) -> tuple[Tensor, Tensor]:

@@ -232,6 +232,8 @@ class DescriptorModel(Potential):
         l_max: highest angular order of the power spectrum.
         bispectrum_channels: radial channels of the four-body bispectrum (0: three-body only).
         bispectrum_l_max: highest angular order coupled in the bispectrum.
+        species_channels: radial channels per (centre, neighbour) element pair instead of per
+            neighbour element only.
         hidden: hidden widths of the per-element MLPs.
         dtype: parameter dtype, ``torch.float64`` or ``torch.float32`` (or their names).
         seed: seed of the weight initialisation (None: torch's global RNG).
@@ -250,6 +252,7 @@ class DescriptorModel(Potential):
         l_max: int = 3,
         bispectrum_channels: int = 0,
         bispectrum_l_max: int = 2,
+        species_channels: bool = False,
         hidden: Sequence[int] = (64, 64),
         dtype: torch.dtype | str = torch.float64,
         seed: int | None = None,
@@ -272,6 +275,7 @@ class DescriptorModel(Potential):
             "l_max": int(l_max),
             "bispectrum_channels": int(bispectrum_channels),
             "bispectrum_l_max": int(bispectrum_l_max),
+            "species_channels": bool(species_channels),
             "hidden": [int(h) for h in hidden],
         }
         generator_state = None
@@ -280,7 +284,8 @@ class DescriptorModel(Potential):
             torch.manual_seed(seed)
         try:
             self.descriptor = Descriptor(
-                len(numbers), cutoff, n_radial, n_channels, l_max, bispectrum_channels, bispectrum_l_max
+                len(numbers), cutoff, n_radial, n_channels, l_max, bispectrum_channels, bispectrum_l_max,
+                species_channels,
             )
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.networks = ElementMLPs(len(numbers), n_features, hidden)
@@ -444,7 +449,7 @@ class DescriptorModel(Potential):
         """
         slot, slot_b, width = tables
         n_atoms, even = species.shape[0], self.chirality == "even"
-        scalars, pseudo, saved = descriptor_forward(self.descriptor, vectors, slot, slot_b, width, n_atoms)
+        scalars, pseudo, saved = descriptor_forward(self.descriptor, vectors, slot, slot_b, width, species)
         scalars = (scalars - self.scalar_mean) / self.scalar_std
         pseudo = pseudo / self.pseudoscalar_std
         output, pre_activations = self.networks.evaluate(scalars, pseudo, species, even, layout)

@@ -23,9 +23,17 @@ from mlpot.descriptors.radial import smooth_cutoff
 from mlpot.models import DescriptorModel
 
 
-@pytest.fixture(scope="module", params=[0, 4], ids=["three-body", "with-bispectrum"])
+@pytest.fixture(
+    scope="module",
+    params=[(0, False), (4, False), (4, True)],
+    ids=["three-body", "with-bispectrum", "bispectrum-species-channels"],
+)
 def model(request):
-    return DescriptorModel(["H", "C", "F", "Cl", "Br"], cutoff=4.0, bispectrum_channels=request.param, bispectrum_l_max=3, seed=0)
+    bispectrum_channels, species_channels = request.param
+    return DescriptorModel(
+        ["H", "C", "F", "Cl", "Br"], cutoff=4.0, bispectrum_channels=bispectrum_channels, bispectrum_l_max=3,
+        species_channels=species_channels, seed=0,
+    )
 
 
 def _descriptors(model, atoms):

@@ -54,11 +54,13 @@ def test_padded_density_equals_per_edge_sum(shuffle_seed):
     assert float(fast[-1].abs().max()) == 0.0
 
 
-@pytest.mark.parametrize(("l_max", "bispectrum_l_max"), [(1, None), (3, None), (2, 2), (5, 3)])
+@pytest.mark.parametrize(
+    ("l_max", "bispectrum_l_max", "species_channels"), [(1, None, False), (3, None, False), (2, 2, False), (5, 3, False), (3, 2, True)]
+)
 @pytest.mark.parametrize("shuffle_seed", [None, 2])
-def test_first_order_descriptor_equals_autograd(l_max, bispectrum_l_max, shuffle_seed):
+def test_first_order_descriptor_equals_autograd(l_max, bispectrum_l_max, species_channels, shuffle_seed):
     bispectrum = {} if bispectrum_l_max is None else {"bispectrum_channels": 3, "bispectrum_l_max": bispectrum_l_max}
-    model = DescriptorModel(["H", "O"], cutoff=4.0, l_max=l_max, seed=0, **bispectrum)
+    model = DescriptorModel(["H", "O"], cutoff=4.0, l_max=l_max, species_channels=species_channels, seed=0, **bispectrum)
     vectors, edge_index, species = _edges(model, _water_box(), shuffle_seed)
     outputs, gradients = [], []
     for training in (True, False):

@@ -59,7 +59,7 @@ def test_fixed_topology_equals_forward(name):
     [
         (1, {}),  # the default size, as benchmarked
         (2, {}),  # inductor generates other (parallel) code for 2 threads
-        (1, {"l_max": 5, "bispectrum_channels": 4, "bispectrum_l_max": 3}),  # as the rMD17 configuration
+        (1, {"l_max": 5, "bispectrum_channels": 4, "bispectrum_l_max": 3, "species_channels": True}),  # as rMD17
     ],
 )
 def test_compiled_evaluation_equals_uncompiled(threads, hyperparameters):

@@ -23,16 +23,22 @@ def test_multi_element_periodic_model_passes_contract():
     assert_model_contract(DescriptorModel(["Si", "O"], cutoff=4.0, seed=2))
 
 
-def test_model_with_bispectrum_passes_contract():
-    """Four-body terms and a higher angular order keep every symmetry, forces and stress exact."""
-    assert_model_contract(DescriptorModel(["Si", "O"], cutoff=4.0, l_max=5, bispectrum_channels=3, bispectrum_l_max=3, seed=7))
+@pytest.mark.parametrize("species_channels", [False, True])
+def test_model_with_bispectrum_passes_contract(species_channels):
+    """Four-body terms, a higher angular order and per-element-pair channels keep every
+    symmetry, forces and stress exact."""
+    model = DescriptorModel(
+        ["Si", "O"], cutoff=4.0, l_max=5, bispectrum_channels=3, bispectrum_l_max=3, species_channels=species_channels, seed=7
+    )
+    assert_model_contract(model)
 
 
-@pytest.mark.parametrize("bispectrum_channels", [0, 2])
-def test_gradcheck_and_gradgradcheck(bispectrum_channels):
+@pytest.mark.parametrize(("bispectrum_channels", "species_channels"), [(0, False), (2, False), (2, True)])
+def test_gradcheck_and_gradgradcheck(bispectrum_channels, species_channels):
     """Exact first and second derivatives (the second is what training on forces needs)."""
     model = DescriptorModel(
-        ["H", "C", "O"], cutoff=3.5, n_channels=4, l_max=2, bispectrum_channels=bispectrum_channels, hidden=(8,), seed=0
+        ["H", "C", "O"], cutoff=3.5, n_channels=4, l_max=2, bispectrum_channels=bispectrum_channels,
+        species_channels=species_channels, hidden=(8,), seed=0,
     )
     data = atomic_data_from_atoms(Atoms("COH2", positions=[[0, 0, 0], [1.2, 0.1, 0], [-0.6, 0.9, 0.1], [-0.5, -0.9, 0.2]]))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,21 @@ def test_example_config_is_valid_and_overrides_apply():
 def test_invalid_keys_and_types_are_errors_naming_the_key(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(EXAMPLE, [override])
+
+
+def test_example_config_is_the_accuracy_benchmark_recipe():
+    """scripts/configs/rmd17_ethanol.yaml and scripts/bench_accuracy.py train the same model the same way."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_accuracy
+
+    config = load_config(EXAMPLE, [])
+    defaults = bench_accuracy.build_parser().parse_args([])
+    assert {k: config.model.hyperparameters[k] for k in bench_accuracy.RMD17_MODEL} == bench_accuracy.RMD17_MODEL
+    t = config.trainer
+    assert (t.lr, t.batch_size, t.weight_decay, t.dtype, t.loss, t.energy_weight, t.forces_weight, t.ema_decay) == (
+        defaults.lr, defaults.batch_size, defaults.weight_decay, defaults.dtype, defaults.loss,
+        defaults.energy_weight, defaults.forces_weight, defaults.ema_decay,
+    )
 
 
 def test_missing_required_key_and_bad_override_syntax():
