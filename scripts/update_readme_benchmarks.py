@@ -85,8 +85,9 @@ def accuracy() -> list[str]:
         if not data:
             continue
         lines += [f"### Accuracy: rMD17 {molecule}, test_01 (1,000 configurations)", "",
-                  f"`{data['command']}` ({data['threads']} torch thread(s) per process, the learning curve "
-                  "in a second process beside the main run, 2-core CPU; training time is wall time).", "",
+                  f"`{data['command']}` ({data['threads']} torch thread(s) per process"
+                  + (", the learning curve in a second process beside the main run" if len(data["learning_curve"]) > 1 else "")
+                  + ", 2-core CPU; training time is wall time).", "",
                   "| model | training configurations | training time | energy MAE (meV) | force MAE (meV/Å) |",
                   "|---|---|---|---|---|"]
         for row in data["learning_curve"]:

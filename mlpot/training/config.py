@@ -116,7 +116,9 @@ _LOOP_HELP = {
     "weight_decay": "Decoupled weight decay of AdamW.",
     "warmup_epochs": "Linear learning-rate warm-up, in epochs.",
     "schedule": "cosine, plateau or constant.",
-    "ema_decay": "Decay of the EMA of the weights used for evaluation (null: no EMA).",
+    "ema_decay": ("Decay per optimiser step of the EMA of the weights used for evaluation; it averages over "
+                  "~1/(1 − decay) steps, so a small training set (few steps per epoch) wants a lower value "
+                  "(null: no EMA)."),
     "grad_clip": "Gradient-norm clipping (null: none).",
     "patience": "Early stopping after this many epochs without a better validation loss (null: never).",
     "seed": "Seed of initialisation and shuffling (ensemble member k uses seed + k).",
