@@ -64,9 +64,9 @@ PUBLISHED = {
 TARGETS = {"ethanol": (1.5, 10.0), "aspirin": (None, 25.0)}
 
 #: DescriptorModel hyper-parameters for rMD17 (as in scripts/configs/rmd17_ethanol.yaml): the
-#: power spectrum to l = 5 and a 16-channel bispectrum to l = 3. Measured on ethanol against the
-#: package defaults (l = 3, no bispectrum), which level off near 18 meV/Å: see
-#: benchmarks/results/accuracy_experiments/README.md.
+#: power spectrum to l = 5, a 16-channel bispectrum to l = 3 and radial channels per element
+#: pair. Measured on ethanol against the package defaults (l = 3, no bispectrum), which level off
+#: near 18 meV/Å: see benchmarks/results/accuracy_experiments/README.md.
 RMD17_MODEL = {"l_max": 5, "bispectrum_channels": 16, "bispectrum_l_max": 3, "species_channels": True}
 
 
@@ -91,9 +91,10 @@ def make_config(args: argparse.Namespace, n_train: int, epochs: int, minutes: fl
         },
         "model": {"cutoff": args.cutoff, **json.loads(args.model)},
         "trainer": {
-            "max_epochs": epochs, "max_minutes": minutes, "lr": args.lr, "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-            "warmup_epochs": min(args.warmup_epochs, max(epochs // 10, 0)), "schedule": "cosine",
-            "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size), "grad_clip": args.grad_clip, "loss": args.loss, "energy_weight": args.energy_weight,
+            "max_epochs": epochs, "max_minutes": minutes, "lr": args.lr, "weight_decay": args.weight_decay,
+            "batch_size": args.batch_size, "warmup_epochs": min(args.warmup_epochs, max(epochs // 10, 0)),
+            "schedule": "cosine", "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size),
+            "grad_clip": args.grad_clip, "loss": args.loss, "energy_weight": args.energy_weight,
             "forces_weight": args.forces_weight, "seed": args.seed, "progress": args.progress, "dtype": args.dtype,
         },
     })

@@ -122,7 +122,8 @@ def descriptor_backward(
     # Back through the mixing to the density [N, (l_max+1)², A].
     g_density = mix_channels_backward(g_channels_t, d.channel_weights.detach(), d.mixing_index, onehot)
     if d.bispectrum_channels:
-        g_coupled_t = bispectrum_backward(g_scalars[:, d.n_spectrum :], saved[11], d.bispectrum_selection, d.bispectrum_coefficients)
+        factors = saved[11]  # the bispectrum's, appended after the eleven common intermediates
+        g_coupled_t = bispectrum_backward(g_scalars[:, d.n_spectrum :], factors, d.bispectrum_selection, d.bispectrum_coefficients)
         g_coupled = mix_channels_backward(g_coupled_t, d.bispectrum_weights.detach(), d.bispectrum_mixing_index, onehot)
         n_coupled = g_coupled.shape[1]
         g_density = torch.cat((g_density[:, :n_coupled] + g_coupled, g_density[:, n_coupled:]), dim=1)
