@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 from statistics import median
@@ -149,8 +150,18 @@ def run_point(args: argparse.Namespace, n_train: int, minutes: float, test_set=N
     }, test
 
 
+def _exit_with(parent_pid: int) -> None:
+    """Poll every few seconds; end this process once its parent has gone (killed, not just interrupted)."""
+    while os.getppid() == parent_pid:
+        time.sleep(5.0)
+    os._exit(1)
+
+
 def run_curve(args: argparse.Namespace, sizes: list[int]) -> list[dict]:
     """The learning-curve points, one after another (run in a process of its own)."""
+    # A killed main process (SIGTERM, SIGKILL) cannot shut its pool down, and the curve would
+    # train on alone for up to an hour: follow the parent out instead.
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(args.threads)
     curve, test = [], None
     for n in sizes:
@@ -297,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output) if args.output else ROOT / "benchmarks" / "results" / f"accuracy_rmd17_{args.molecule}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    plot_curve(curve, args.molecule, out.with_name(out.stem + "_learning_curve.png"))
+    if len(curve) > 1:  # one point (--no-curve) is no curve
+        plot_curve(curve, args.molecule, out.with_name(out.stem + "_learning_curve.png"))
     plot_history(main_point, args.molecule, out.with_name(out.stem + "_history.png"))
     print(f"\nwritten {out}")
     return 0
