@@ -115,7 +115,7 @@ _LOOP_HELP = {
     "lr": "Peak learning rate of AdamW.",
     "weight_decay": "Decoupled weight decay of AdamW.",
     "warmup_epochs": "Linear learning-rate warm-up, in epochs.",
-    "schedule": "cosine, plateau or constant.",
+    "schedule": "cosine (ends at max_epochs), cosine_time (ends at max_epochs or max_minutes, whichever comes first), plateau or constant.",
     "ema_decay": ("Decay per optimiser step of the EMA of the weights used for evaluation; it averages over "
                   "~1/(1 − decay) steps, so a small training set (few steps per epoch) wants a lower value "
                   "(null: no EMA)."),

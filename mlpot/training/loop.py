@@ -52,6 +52,9 @@ CHECKPOINT_FORMAT = "mlpot.training.loop/1"
 LossFn = Callable[[torch.nn.Module, Any, bool], "tuple[torch.Tensor, dict[str, float]]"]
 
 
+SCHEDULES = ("cosine", "cosine_time", "plateau", "constant")
+
+
 @dataclass
 class LoopConfig:
     """Settings of :func:`fit`. Every field has a default; see ``docs/training.md``."""
@@ -66,7 +69,9 @@ class LoopConfig:
     weight_decay: float = 0.0
     #: Linear learning-rate warm-up from 0 over this many epochs (fractional epochs per step).
     warmup_epochs: int = 0
-    #: Learning-rate schedule after warm-up: "cosine" (to min_lr_factor·lr at max_epochs), "plateau" or "constant".
+    #: Learning-rate schedule after warm-up: "cosine" (to min_lr_factor·lr at max_epochs), "cosine_time"
+    #: (the same cosine, ending at max_epochs or at max_minutes of training, whichever comes first),
+    #: "plateau" or "constant".
     schedule: str = "cosine"
     #: Decay of the exponential moving average of the weights used for evaluation; None: no EMA.
     ema_decay: float | None = 0.99
@@ -88,8 +93,10 @@ class LoopConfig:
     plateau_patience: int = 10
 
     def __post_init__(self) -> None:
-        if self.schedule not in ("cosine", "plateau", "constant"):
-            raise ValueError(f"schedule: expected 'cosine', 'plateau' or 'constant', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
+        if self.schedule == "cosine_time" and self.max_minutes is None:
+            raise ValueError("schedule: 'cosine_time' ends with the time budget and needs max_minutes")
         if self.max_epochs < 0:
             raise ValueError(f"max_epochs: must be >= 0, got {self.max_epochs}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
@@ -267,14 +274,20 @@ class _Swapped:
 
 
 # --------------------------------------------------------------------------------------- schedule
-def _lr_factor(config: LoopConfig, t: float, plateau_scale: float) -> float:
-    """Learning-rate multiplier at fractional epoch t (t = 1 at the end of the first epoch)."""
+def _lr_factor(config: LoopConfig, t: float, plateau_scale: float, elapsed_s: float = 0.0) -> float:
+    """Learning-rate multiplier at fractional epoch t (t = 1 at the end of the first epoch), after
+    ``elapsed_s`` seconds of training (used by "cosine_time" only)."""
     warm = 1.0
     if config.warmup_epochs > 0 and t < config.warmup_epochs:
         warm = max(t, 0.0) / config.warmup_epochs
-    if config.schedule == "cosine":
+    if config.schedule in ("cosine", "cosine_time"):
         span = max(config.max_epochs - config.warmup_epochs, 1e-12)
-        p = min(max((t - config.warmup_epochs) / span, 0.0), 1.0)
+        p = (t - config.warmup_epochs) / span
+        if config.schedule == "cosine_time":
+            # An epoch count fixed up front ends the cosine too early or too late when the epoch
+            # time is misjudged; the clock makes it end with the budget either way.
+            p = max(p, elapsed_s / (60.0 * config.max_minutes))
+        p = min(max(p, 0.0), 1.0)
         f = config.min_lr_factor + (1.0 - config.min_lr_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
     elif config.schedule == "plateau":
         f = plateau_scale
@@ -420,6 +433,7 @@ def fit(
     output_dir: str | os.PathLike | None = None,
     resume: bool = False,
     log_name: str = "metrics.csv",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with AdamW on ``loss_fn`` over ``train_batches``.
 
@@ -438,6 +452,8 @@ def fit(
             None: nothing is written and SIGINT/SIGTERM are not intercepted.
         resume: continue from ``output_dir/last.pt`` if it exists (starts fresh otherwise).
         log_name: file name of the metrics CSV inside ``output_dir``.
+        on_epoch: called on rank 0 with each epoch's metrics row (the CSV's columns, plus
+            ``max_epochs``) once the epoch has ended, e.g. to report progress now and then.
 
     Returns:
         :class:`FitResult`. On return ``model`` holds the evaluation weights (EMA if enabled) of the
@@ -460,7 +476,8 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ema = _EMA(module, config.ema_decay) if config.ema_decay is not None else None
 
-    sched = {"plateau_scale": 1.0, "plateau_best": math.inf, "plateau_bad": 0, "step": 0}
+    # elapsed_s: training time so far, kept across resumes (the "cosine_time" clock)
+    sched = {"plateau_scale": 1.0, "plateau_best": math.inf, "plateau_bad": 0, "step": 0, "elapsed_s": 0.0}
     history: list[dict[str, float]] = []
     best_val, best_epoch, best_weights, bad_epochs = math.inf, None, None, 0
     start_epoch, skip_batches, carried_metrics = 0, 0, []
@@ -537,7 +554,7 @@ def fit(
         return finish()
 
     n_batches = len(train_batches) if hasattr(train_batches, "__len__") else None
-    t_start = time.monotonic()
+    t_start = clock = time.monotonic()
     from tqdm import tqdm
 
     guard = _SignalGuard() if out is not None else None
@@ -548,6 +565,10 @@ def fit(
             guard.__enter__()
         for epoch in range(start_epoch, config.max_epochs):
             t_epoch = time.monotonic()
+            if config.schedule == "cosine_time":
+                # the clock advances once per epoch, averaged over ranks: every rank must use the same learning rate
+                sched["elapsed_s"] = _all_mean({"s": sched["elapsed_s"] + t_epoch - clock})["s"]
+                clock = t_epoch
             if skip_batches and rng_epoch_start is not None:
                 _set_rng_state(rng_epoch_start)
             rng_start = _rng_state()
@@ -571,7 +592,7 @@ def fit(
             i = first - 1
             for i, batch in enumerate(iterator, start=first):
                 t = epoch + ((i + 1) / n_batches if n_batches else 0.0)
-                lr = config.lr * _lr_factor(config, t, sched["plateau_scale"])
+                lr = config.lr * _lr_factor(config, t, sched["plateau_scale"], sched["elapsed_s"])
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
@@ -642,6 +663,8 @@ def fit(
                     shown = {k: v for k, v in shown.items() if not k.endswith("per_atom")}
                 text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
                 tqdm.write(f"epoch {epoch + 1:4d}  {text}{'  *' if improved else ''}")
+            if rank == 0 and on_epoch is not None:
+                on_epoch({**row, "max_epochs": config.max_epochs})
             signalled = _any_rank(guard is not None and guard.signum is not None)
             best_dirty = best_dirty or improved
             if out is not None:

@@ -20,7 +20,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,7 @@ def train_model(
     resume: bool = False,
     info: DistInfo | None = None,
     statistics: tuple[dict[int, float], float] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Fix the energy statistics of ``model`` and train it on ``train`` with the generic loop.
 
@@ -226,6 +227,7 @@ def train_model(
         resume: continue from ``output_dir/last.pt``.
         info: the DDP context (default: single process on ``config.trainer.device``).
         statistics: ``(reference_energies, scale)``; default fitted on ``train``.
+        on_epoch: called with each epoch's metrics row (see :func:`mlpot.training.loop.fit`).
 
     Returns:
         The loop's FitResult; ``model`` holds the best (EMA) weights.
@@ -267,6 +269,7 @@ def train_model(
             _loop_config(t, seed, t.progress and info.is_main),
             output_dir=output_dir,
             resume=resume,
+            on_epoch=on_epoch,
         )
     finally:
         model.to("cpu")

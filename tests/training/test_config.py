@@ -41,7 +41,7 @@ def test_example_config_is_valid_and_overrides_apply():
         ("data.n_train=many", "data.n_train: expected int or null|data.n_train: expected int | null"),
         ("model.hidden=64", "model.hidden: expected list"),
         ("model.n_radial=2.5", "model.n_radial: expected int"),
-        ("trainer.schedule=linear", "schedule: expected 'cosine', 'plateau' or 'constant'"),
+        ("trainer.schedule=linear", "schedule: expected one of 'cosine', 'cosine_time', 'plateau', 'constant'"),
         ("model.chirality=left", "model.chirality: expected even, augment or free"),
         ("data=3", "data: expected a mapping"),
     ],

@@ -160,6 +160,14 @@ def test_training_lowers_the_loss_and_returns_best_ema_weights():
     assert loss == pytest.approx(res.best_val_loss, rel=1e-12)
 
 
+def test_on_epoch_receives_every_epoch_row():
+    model, train, val = make_problem()
+    rows = []
+    res = fit(model, mse_loss, train, val, LoopConfig(max_epochs=3, progress=False), on_epoch=rows.append)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all(r["max_epochs"] == 3 for r in rows)
+    assert [r["val_loss"] for r in rows] == [h["val_loss"] for h in res.history]
+
+
 def test_early_stopping_and_max_minutes():
     model, train, val = make_problem()
     flat = lambda m, b, t: mse_loss(m, b, t) if t else (torch.tensor(1.0), {})  # noqa: E731
@@ -186,6 +194,38 @@ def test_learning_rate_schedules():
     assert _lr_factor(LoopConfig(schedule="plateau"), 7.0, 0.25) == 0.25
     with pytest.raises(ValueError, match="schedule"):
         LoopConfig(schedule="linear")
+
+
+def test_cosine_time_ends_with_the_time_budget():
+    """The clock ends the cosine when it runs ahead of the epochs, and only then."""
+    cfg = LoopConfig(max_epochs=10, max_minutes=1.0, schedule="cosine_time", min_lr_factor=0.1)
+    epochs_only = LoopConfig(max_epochs=10, schedule="cosine", min_lr_factor=0.1)
+    assert _lr_factor(cfg, 5.0, 1.0, elapsed_s=0.0) == _lr_factor(epochs_only, 5.0, 1.0)  # epochs ahead
+    assert _lr_factor(cfg, 1.0, 1.0, elapsed_s=30.0) == pytest.approx(0.55)  # half the budget: half-way
+    assert _lr_factor(cfg, 1.0, 1.0, elapsed_s=90.0) == pytest.approx(0.1)  # past the budget: the floor
+    with pytest.raises(ValueError, match="needs max_minutes"):
+        LoopConfig(schedule="cosine_time")
+
+
+def test_cosine_time_run_stopped_by_the_clock_has_annealed(monkeypatch):
+    """A budget that allows far fewer epochs than max_epochs still ends at the minimum learning rate."""
+    import mlpot.training.loop as loop
+
+    class Clock:  # every reading advances 0.1 s: the run's timing, free of the machine's load
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls):
+            cls.now += 0.1
+            return cls.now
+
+    monkeypatch.setattr(loop, "time", Clock)
+    model, train, val = make_problem()
+    cfg = LoopConfig(max_epochs=10_000, max_minutes=1.0, schedule="cosine_time", min_lr_factor=0.01, progress=False)
+    res = fit(model, mse_loss, train, val, cfg)
+    assert res.stopped == "max_minutes" and 50 < len(res.history) < 1000
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[-1] < 0.02 * cfg.lr and lrs[0] > 0.99 * cfg.lr and all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
 def test_plateau_schedule_reduces_the_learning_rate():
