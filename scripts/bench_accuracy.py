@@ -35,6 +35,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shlex
 import sys
 import threading
 import time
@@ -97,7 +98,7 @@ def make_config(args: argparse.Namespace, n_train: int, epochs: int, minutes: fl
             "max_epochs": epochs, "max_minutes": minutes, "lr": args.lr, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "warmup_epochs": min(args.warmup_epochs, max(epochs // 10, 0)),
             # the cosine follows the clock, and ends with the budget, unless the epochs are fixed
-            "schedule": "cosine" if args.epochs else "cosine_time", "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size),
+            "schedule": "cosine" if args.epochs or minutes is None else "cosine_time", "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size),
             "grad_clip": args.grad_clip, "loss": args.loss, "energy_weight": args.energy_weight,
             "forces_weight": args.forces_weight, "seed": args.seed, "progress": args.progress, "dtype": args.dtype,
         },
@@ -138,7 +139,7 @@ def run_point(args: argparse.Namespace, n_train: int, minutes: float, test_set=N
     model = build_model(config, _elements(config, train), getattr(torch, args.dtype))
     t = time.monotonic()
     report = None if args.progress or not args.report_minutes else progress_reporter(
-        f"{args.molecule}, {len(train)} configurations", 60.0 * args.report_minutes)
+        f"{args.molecule}, {len(train)} configurations", 60.0 * args.report_minutes, remaining / 60.0)
     result = train_model(model, train, val, config, statistics=statistics, on_epoch=report)
     train_s = time.monotonic() - t
     metrics = evaluate(model.to(torch.float64), test, batch_size=100)
@@ -159,7 +160,7 @@ def run_point(args: argparse.Namespace, n_train: int, minutes: float, test_set=N
     }, test
 
 
-def progress_reporter(label: str, every_s: float):
+def progress_reporter(label: str, every_s: float, budget_minutes: float):
     """An ``on_epoch`` callback that prints one line every ``every_s`` seconds of training (and at the
     last epoch): a long run should show it is alive and how far it has got, not an epoch per line."""
     start, due, best = time.monotonic(), every_s, math.inf
@@ -171,7 +172,7 @@ def progress_reporter(label: str, every_s: float):
         elapsed = time.monotonic() - start
         if elapsed >= due or row["epoch"] == row["max_epochs"]:
             due = elapsed + every_s
-            print(f"{label}: epoch {row['epoch']:.0f}/{row['max_epochs']}, {elapsed / 60:.1f} min, lr {row['lr']:.2e}, "
+            print(f"{label}: epoch {row['epoch']:.0f}, {elapsed / 60:.1f} of {budget_minutes:.1f} min, lr {row['lr']:.2e}, "
                   f"validation F MAE {val:.2f} meV/Å (best {best:.2f})", flush=True)
 
     return report
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     e_target, f_target = TARGETS[args.molecule]
     result = {
         "benchmark": f"rMD17 {args.molecule} (train_01 → test_01)",
-        "command": "python scripts/bench_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python scripts/bench_accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "budget_minutes": args.budget_minutes,
         "threads": args.threads,
         "machine": platform.processor() or platform.machine(),

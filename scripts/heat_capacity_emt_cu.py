@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ def run(
             "note": "classical C_V/(3 k_B) - 1 after the finite-size extrapolation",
         }
     summary["run"] = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         "wall_time_s": elapsed,
         "machine": platform.platform(),
         "python": platform.python_version(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python scripts/hnn_benchmarks.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python scripts/hnn_benchmarks.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     results = {
         "command": command.strip(),
         "quick": args.quick,

@@ -29,12 +29,12 @@ def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
     import bench_accuracy
 
     rows = [{"epoch": e, "max_epochs": 3, "lr": 1e-3, "val_forces_mae_meV_per_A": f} for e, f in ((1, 9.0), (2, 7.0), (3, 8.0))]
-    report = bench_accuracy.progress_reporter("ethanol", every_s=3600.0)
+    report = bench_accuracy.progress_reporter("ethanol", every_s=3600.0, budget_minutes=60.0)
     for row in rows:
         report(row)
     assert capsys.readouterr().out.splitlines() == [
-        "ethanol: epoch 3/3, 0.0 min, lr 1.00e-03, validation F MAE 8.00 meV/Å (best 7.00)"]
-    report = bench_accuracy.progress_reporter("ethanol", every_s=0.0)
+        "ethanol: epoch 3, 0.0 of 60.0 min, lr 1.00e-03, validation F MAE 8.00 meV/Å (best 7.00)"]
+    report = bench_accuracy.progress_reporter("ethanol", every_s=0.0, budget_minutes=60.0)
     for row in rows:
         report(row)
     assert len(capsys.readouterr().out.splitlines()) == 3
