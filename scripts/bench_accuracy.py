@@ -98,7 +98,8 @@ def make_config(args: argparse.Namespace, n_train: int, epochs: int, minutes: fl
             "max_epochs": epochs, "max_minutes": minutes, "lr": args.lr, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "warmup_epochs": min(args.warmup_epochs, max(epochs // 10, 0)),
             # the cosine follows the clock, and ends with the budget, unless the epochs are fixed
-            "schedule": "cosine" if args.epochs or minutes is None else "cosine_time", "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size),
+            "schedule": "cosine" if args.epochs or minutes is None else "cosine_time",
+            "ema_decay": ema_decay(args.ema_decay, n_train, args.batch_size),
             "grad_clip": args.grad_clip, "loss": args.loss, "energy_weight": args.energy_weight,
             "forces_weight": args.forces_weight, "seed": args.seed, "progress": args.progress, "dtype": args.dtype,
         },
@@ -172,8 +173,8 @@ def progress_reporter(label: str, every_s: float, budget_minutes: float):
         elapsed = time.monotonic() - start
         if elapsed >= due or row["epoch"] == row["max_epochs"]:
             due = elapsed + every_s
-            print(f"{label}: epoch {row['epoch']:.0f}, {elapsed / 60:.1f} of {budget_minutes:.1f} min, lr {row['lr']:.2e}, "
-                  f"validation F MAE {val:.2f} meV/Å (best {best:.2f})", flush=True)
+            print(f"{label}: epoch {row['epoch']:.0f}, {elapsed / 60:.1f} of {budget_minutes:.1f} min, "
+                  f"lr {row['lr']:.2e}, validation F MAE {val:.2f} meV/Å (best {best:.2f})", flush=True)
 
     return report
 

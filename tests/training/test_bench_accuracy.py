@@ -28,7 +28,8 @@ def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench_accuracy
 
-    rows = [{"epoch": e, "max_epochs": 3, "lr": 1e-3, "val_forces_mae_meV_per_A": f} for e, f in ((1, 9.0), (2, 7.0), (3, 8.0))]
+    rows = [{"epoch": e, "max_epochs": 3, "lr": 1e-3, "val_forces_mae_meV_per_A": f}
+            for e, f in ((1, 9.0), (2, 7.0), (3, 8.0))]
     report = bench_accuracy.progress_reporter("ethanol", every_s=3600.0, budget_minutes=60.0)
     for row in rows:
         report(row)
