@@ -24,6 +24,18 @@ def test_ema_decays_per_epoch_alike_for_every_training_set_size():
         assert math.isclose(decay ** math.ceil(n / batch), per_epoch_950, rel_tol=1e-12)
 
 
+def test_energy_weight_falls_with_the_training_set_size_but_not_below_one():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_accuracy
+
+    assert bench_accuracy.energy_weight(100.0, 950) == 100.0
+    assert math.isclose(bench_accuracy.energy_weight(100.0, 475), 50.0)
+    weights = [bench_accuracy.energy_weight(100.0, n) for n in (5, 9, 50, 100, 250, 500, 950)]
+    assert weights == sorted(weights) and weights[0] == weights[1] == 1.0
+    # a weight already at or below 1 (aspirin's recipe) stays what it is at every size
+    assert bench_accuracy.energy_weight(1.0, 50) == 1.0 and bench_accuracy.energy_weight(0.5, 50) == 0.5
+
+
 def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench_accuracy
@@ -52,6 +64,8 @@ def test_bench_accuracy_smoke(tmp_path):
                                 "--model", tiny, "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert [c["n_train"] for c in result["learning_curve"]] == [20, 50]
+    assert [c["energy_weight"] for c in result["learning_curve"]] == [
+        bench_accuracy.energy_weight(100.0, n) for n in (20, 50)]
     assert result["result"]["n_test"] == 1000 and result["result"]["forces_mae_meV_per_A"] > 0
     assert (tmp_path / "acc_learning_curve.png").exists() and (tmp_path / "acc_history.png").exists()
     history = result["result"]["history"]
