@@ -159,6 +159,7 @@ def run_point(args: argparse.Namespace, n_train: int, minutes: float, test_set=N
     result = train_model(model, train, val, config, statistics=statistics, on_epoch=report)
     train_s = time.monotonic() - t
     metrics = evaluate(model.to(torch.float64), test, batch_size=100)
+    best = result.history[result.best_epoch - 1]  # the epoch whose (EMA) weights the model holds
     return {
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         **{k: round(v, 4) for k, v in metrics.items()},
@@ -166,8 +167,8 @@ def run_point(args: argparse.Namespace, n_train: int, minutes: float, test_set=N
         "train_wall_s": round(train_s, 1), "wall_s": round(time.monotonic() - t0, 1),
         "best_epoch": result.best_epoch, "energy_weight": config.trainer.energy_weight,
         "ema_decay": config.trainer.ema_decay,
-        "val_energy_mae_meV": round(result.history[result.best_epoch - 1]["val_energy_mae_meV"], 3),
-        "val_forces_mae_meV_per_A": round(result.history[result.best_epoch - 1]["val_forces_mae_meV_per_A"], 3),
+        "val_energy_mae_meV": round(best["val_energy_mae_meV"], 3),
+        "val_forces_mae_meV_per_A": round(best["val_forces_mae_meV_per_A"], 3),
         # the last epoch's running training error (not EMA): against the test error, a measure of overfitting
         "train_forces_mae_meV_per_A": round(result.history[-1]["train_forces_mae_meV_per_A"], 3),
         "train_energy_mae_meV": round(result.history[-1]["train_energy_mae_meV"], 3),

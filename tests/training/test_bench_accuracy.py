@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_accuracy  # noqa: E402
 
 
 def test_ema_decays_per_epoch_alike_for_every_training_set_size():
     """A learning-curve point's EMA forgets as much per epoch as the 950-configuration run's does."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_accuracy
-
     batch = 32
     per_epoch_950 = 0.999 ** math.ceil(950 / batch)
     assert bench_accuracy.ema_decay(0.999, 950, batch) == 0.999
@@ -25,9 +25,6 @@ def test_ema_decays_per_epoch_alike_for_every_training_set_size():
 
 
 def test_energy_weight_falls_with_the_training_set_size_but_not_below_one():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_accuracy
-
     assert bench_accuracy.energy_weight(100.0, 950) == 100.0
     assert math.isclose(bench_accuracy.energy_weight(100.0, 475), 50.0)
     weights = [bench_accuracy.energy_weight(100.0, n) for n in (5, 9, 50, 100, 250, 500, 950)]
@@ -37,9 +34,6 @@ def test_energy_weight_falls_with_the_training_set_size_but_not_below_one():
 
 
 def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_accuracy
-
     rows = [{"epoch": e, "max_epochs": 3, "lr": 1e-3, "val_forces_mae_meV_per_A": f}
             for e, f in ((1, 9.0), (2, 7.0), (3, 8.0))]
     report = bench_accuracy.progress_reporter("ethanol", every_s=3600.0, budget_minutes=60.0)
@@ -55,9 +49,6 @@ def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
 
 @pytest.mark.slow
 def test_bench_accuracy_smoke(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_accuracy
-
     out = tmp_path / "acc.json"
     tiny = json.dumps({"n_radial": 4, "n_channels": 4, "l_max": 1, "hidden": [8]})
     assert bench_accuracy.main(["--budget-minutes", "0.1", "--n-train", "50", "--curve", "20",
