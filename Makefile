@@ -16,7 +16,7 @@ $(PY):
 # Reinstalls only when the package metadata changes; the package is editable, so code edits need nothing.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,phonons,bench]'
 	touch $(STAMP)
 
 test: venv

@@ -11,6 +11,7 @@ README can be traced to a script run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -141,8 +142,22 @@ def heat_capacity() -> list[str]:
     return lines + [""]
 
 
+def plugin_sections() -> list[list[str]]:
+    """The sections of scripts/readme_sections/*.py, in file-name order."""
+    sections = []
+    for path in sorted((ROOT / "scripts" / "readme_sections").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"readme_sections.{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sections.append(module.render())
+    return sections
+
+
 def render() -> str:
-    sections = [neighbours(), inference(), molecular_dynamics(), accuracy(), hamiltonian(), heat_capacity()]
+    sections = [neighbours(), inference(), molecular_dynamics(), accuracy(), hamiltonian(), heat_capacity(),
+                *plugin_sections()]
     body = [line for section in sections for line in section]
     return "\n".join([START, "", *body, END])
 

@@ -61,9 +61,17 @@ class Potential(nn.Module):
     """Base class of mlpot potentials: energy from per-atom terms, forces and stress by autograd.
 
     Subclasses set ``self.cutoff`` (Å) and implement :meth:`atomic_energies`.
+
+    Attributes:
+        cutoff: Å.
+        training_min_distances: the shortest interatomic distance, Å, per element pair seen in
+            the training data, ``{"H-O": 0.93, ...}`` (symbols in alphabetical order joined by
+            ``-``), or None when unknown. Training records it and model files keep it; MD and the
+            calculator flag pairs that come much closer than this (close contacts).
     """
 
     cutoff: float
+    training_min_distances: dict[str, float] | None = None
 
     @property
     def dtype(self) -> torch.dtype:
