@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlpot.data import keys as K
+from mlpot.dynamics.health import MIN_DISTANCE_FRACTION, CloseContactGuard
+from mlpot.models.potential import edge_vectors, require_finite
 from mlpot.neighbors import needs_rebuild, neighbor_list
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -32,12 +35,23 @@ class MLPotCalculator(Calculator):
         skin: neighbour-list skin, Å.
         compile: evaluate through compiled passes (:meth:`mlpot.models.DescriptorModel.compile`;
             the first call compiles, for tens of seconds; then small molecules evaluate faster).
+        min_distance_fraction: warn (once) when two atoms come closer than this fraction of the
+            shortest distance of their element pair in the model's training data
+            (``model.training_min_distances``): the energy there is an extrapolation. None turns
+            the check off; models without that record are not checked.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(
-        self, model_or_path, device: str = "cpu", dtype: str = "float64", skin: float = 1.0, compile: bool = False, **kwargs
+        self,
+        model_or_path,
+        device: str = "cpu",
+        dtype: str = "float64",
+        skin: float = 1.0,
+        compile: bool = False,
+        min_distance_fraction: float | None = MIN_DISTANCE_FRACTION,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if dtype not in _DTYPES:
@@ -61,6 +75,8 @@ class MLPotCalculator(Calculator):
         self.dtype = _DTYPES[dtype]
         self.skin = float(skin)
         self._list: dict | None = None  # the reusable neighbour list and what it was built for
+        self._contact_guard = CloseContactGuard.for_potential(self.model, min_distance_fraction, self.device, self.dtype)
+        self._warned_contact = False
 
     def _edges(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, numbers: torch.Tensor):
         cached = self._list
@@ -91,6 +107,7 @@ class MLPotCalculator(Calculator):
         cell = torch.tensor(atoms.get_cell().array, dtype=self.dtype, device=self.device)
         pbc = torch.tensor(atoms.get_pbc(), dtype=torch.bool, device=self.device)
         numbers = torch.tensor(atoms.get_atomic_numbers(), dtype=torch.int64, device=self.device)
+        require_finite(positions, cell if bool(pbc.any()) else None)  # before the cached list is consulted
         edge_index, edge_shift = self._edges(positions, cell, pbc, numbers)
         data = {
             K.POSITIONS: positions,
@@ -101,6 +118,8 @@ class MLPotCalculator(Calculator):
             K.EDGE_INDEX: edge_index,
             K.EDGE_SHIFT: edge_shift,
         }
+        if self._contact_guard is not None and not self._warned_contact:
+            self._warn_close_contact(data)
         out = self.model(data, compute_forces=True, compute_stress=want_stress)
         energy = float(out[K.ENERGY][0])
         self.results = {
@@ -111,3 +130,18 @@ class MLPotCalculator(Calculator):
         }
         if want_stress:
             self.results["stress"] = full_3x3_to_voigt_6_stress(out[K.STRESS][0].cpu().numpy().astype(np.float64))
+
+    def _warn_close_contact(self, data: dict) -> None:
+        """Warn once when a pair of the neighbour list is closer than the training data supports."""
+        periodic = bool(data[K.PBC].any())
+        vectors = edge_vectors(
+            data[K.POSITIONS], data[K.EDGE_INDEX], data[K.EDGE_SHIFT], data[K.CELL] if periodic else None, data[K.BATCH]
+        )
+        found = self._contact_guard.find(vectors, data[K.EDGE_INDEX], data[K.NUMBERS])
+        if found is not None:
+            self._warned_contact = True
+            warnings.warn(
+                f"{self._contact_guard.describe(found, data[K.NUMBERS])}: the model's energy there is an "
+                "extrapolation (this warning is shown once per calculator)",
+                stacklevel=3,
+            )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
+import signal
 import sys
+import threading
 
 import mlpot
 
@@ -19,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "mlpot.analysis.cli",
     "mlpot.dynamics.cli",
     "mlpot.hamiltonian.cli",
+    "mlpot.networks.cli",
     "mlpot.training.cli",
 ]
 
@@ -37,24 +41,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mlpot`` console script; returns the process exit code."""
+    """Entry point of the ``mlpot`` console script; returns the process exit code.
+
+    A user error (a missing, empty or truncated file, a wrong unit, a full disk) is one line on
+    standard error and exit code 2; ``MLPOT_DEBUG=1`` shows the traceback instead. SIGTERM is
+    handled like Ctrl-C, so verbs that checkpoint on an interrupt (``train``, ``md``) do so for
+    both, and print the command that resumes them.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for resume_command
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("mlpot: interrupted", file=sys.stderr)
+        print(f"mlpot {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        # Bad input (a missing file, a wrong unit, an unknown element) is the user's to fix: one
-        # line naming it, not a traceback. MLPOT_DEBUG=1 shows the traceback for bug reports.
+    except (ValueError, OSError, TypeError) as error:
+        # Bad input (a missing or unreadable file, a wrong unit, an unknown element, a full disk) is
+        # the user's to fix: one line naming it, not a traceback. MLPOT_DEBUG=1 shows the traceback.
         if os.environ.get("MLPOT_DEBUG"):
             raise
-        print(f"mlpot {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"mlpot {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The exact command that continues an interrupted run: the same arguments, ``--resume``
+    instead of ``--overwrite``, quoted for a POSIX shell."""
+    words = [w for w in getattr(args, "argv", sys.argv[1:]) if w != "--overwrite"]
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["mlpot", *words])
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM raise KeyboardInterrupt (main thread only); returns the previous handler or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The ASE calculator: ASE's contract, forces against finite differences through ASE, neighbour
 list reuse, and real use — VelocityVerlet and BFGS on ethanol with a model fitted to rMD17."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,58 @@ def test_bfgs_on_ethanol_converges(ethanol_model):
     assert np.abs(atoms.get_forces()).max() < 0.01
     distances = atoms.get_all_distances() + np.eye(len(atoms)) * 10
     assert distances.min() > 0.8, "optimisation collapsed atoms"
+
+
+def test_nan_positions_raise_at_every_call():
+    """The second call reuses the neighbour list, whose cutoff test a NaN atom fails for every
+    edge: without a check it would return a finite energy for a broken structure."""
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.calc = mlpot.MLPotCalculator(DescriptorModel(["Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(8,), seed=0))
+    atoms.get_potential_energy()
+    positions = atoms.get_positions()
+    positions[2, 0] = np.nan
+    atoms.set_positions(positions)
+    with pytest.raises(ValueError, match=r"positions of atoms \[2\] are NaN or infinite"):
+        atoms.get_potential_energy()
+    cell = atoms.get_cell().array.copy()
+    positions[2, 0] = 0.0
+    atoms.set_positions(positions)
+    cell[0, 0] = np.inf
+    atoms.set_cell(cell)
+    with pytest.raises(ValueError, match="cell holds NaN or infinite"):
+        atoms.get_forces()
+
+
+def test_model_rejects_nan_positions_with_a_prepared_edge_list():
+    from mlpot.data import atomic_data_from_atoms
+
+    model = DescriptorModel(["Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(8,), seed=0)
+    data = atomic_data_from_atoms(bulk("Si", "diamond", a=5.43, cubic=True), cutoff=4.0, dtype=torch.float64)
+    data["positions"] = data["positions"].clone()
+    data["positions"][5, 2] = np.nan
+    for training in (False, True):
+        with pytest.raises(ValueError, match=r"positions of atoms \[5\]"):
+            model(data, training=training)
+
+
+def test_close_contact_warns_once():
+    model = DescriptorModel(["Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(8,), seed=0)
+    model.training_min_distances = {"Si-Si": 2.2}
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.calc = mlpot.MLPotCalculator(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.get_potential_energy()  # 2.35 Å: no warning
+    atoms.positions[1] = atoms.positions[0] + [0.7, 0.7, 0.7]  # 1.21 Å < 0.75 × 2.2
+    with pytest.warns(UserWarning, match=r"atoms [01] and [01] \(Si-Si\) are 1\.212 Å apart"):
+        atoms.get_potential_energy()
+    atoms.positions[1] += 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.get_potential_energy()  # once per calculator
+    quiet = bulk("Si", "diamond", a=5.43, cubic=True)
+    quiet.positions[1] = quiet.positions[0] + [0.7, 0.7, 0.7]
+    quiet.calc = mlpot.MLPotCalculator(model, min_distance_fraction=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet.get_potential_energy()

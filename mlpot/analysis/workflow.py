@@ -5,10 +5,14 @@
 1. for each temperature, one batched MD call advances every supercell size × replica together (Langevin
    BAOAB or Bussi; with an mlpot potential this is one force call per step for all of them);
 2. after ``equilibration_steps``, the total energy K + U of each system is sampled every
-   ``sample_interval`` steps for ``production_steps`` steps;
-3. each series gives a canonical C_V (block-averaged error), replicas are averaged, the model-noise
-   correction is applied (committee spread along the same trajectory, or a validation RMSE);
-4. per temperature, C_V/N = c_∞ + b/N is fitted over the sizes.
+   ``sample_interval`` steps for ``production_steps`` steps, and ``reference_frames`` evenly spaced frames
+   per system are kept when a reference or a committee is to be reweighted;
+3. each series gives the canonical C_V *of the potential that drove the run* (block-averaged error), replicas
+   are averaged; nothing is subtracted;
+4. with a reference (any ASE calculator, or energies labelled elsewhere) the kept frames give C_V of the
+   reference by reweighting (:func:`mlpot.analysis.heat_capacity_reweighted`, with its ESS); with a committee,
+   each member's C_V the same way and their spread (:func:`mlpot.analysis.heat_capacity_committee`);
+5. per temperature, C_V/N = c_∞ + b/N is fitted over the sizes.
 
 The result, :class:`HeatCapacityStudy`, prints as a table and serialises to JSON; :mod:`mlpot.analysis.plots`
 draws it.
@@ -16,34 +20,38 @@ draws it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import units as _ase
 
 from mlpot.analysis.blocking import mean_error
+from mlpot.analysis.combine import FiniteSizeFit, average_replicas, fit_finite_size
+from mlpot.analysis.frames import (
+    FrameRecorder,
+    member_energies,
+    read_labelled_energies,
+    reference_energies,
+    write_frames,
+)
+from mlpot.analysis.noise import noise_variance_from_rmse
+from mlpot.analysis.reweighting import heat_capacity_committee, heat_capacity_reweighted
 from mlpot.analysis.thermo import (
-    FiniteSizeFit,
     HeatCapacityResult,
-    NoiseVariance,
-    average_replicas,
-    fit_finite_size,
     format_value_error,
     heat_capacity_canonical,
     heat_capacity_configurational,
-    noise_variance_from_committee,
-    noise_variance_from_rmse,
 )
 
 __all__ = ["HeatCapacityStudy", "SizeResult", "run_heat_capacity", "supercell"]
 
 _DULONG_PETIT = 3.0
 _ESTIMATORS = {
-    "total": "canonical: C_V = (Var(E) - noise variance)/(k_B T^2), E = K + U of the cell",
-    "configurational": "canonical, configurational: C_V = f/2 k_B + (Var(U) - noise variance)/(k_B T^2)",
+    "total": "canonical: C_V = Var(E)/(k_B T^2), E = K + U of the cell",
+    "configurational": "canonical, configurational: C_V = f/2 k_B + Var(U)/(k_B T^2)",
 }
 
 
@@ -60,7 +68,10 @@ class SizeResult:
 
     Attributes:
         repeat: supercell repetition of the input structure.
-        result: canonical C_V (k_B per cell, raw and noise-corrected; knows n_atoms and mass).
+        result: canonical C_V of the potential that drove the run (k_B per cell; knows n_atoms and mass).
+        reweighted: C_V of the reference by reweighting the kept frames (ReweightedHeatCapacity), if asked.
+        committee: per-member C_V and spread (CommitteeHeatCapacity) for a committee.
+        reweighting_error: why the reweighting was refused (too small an ESS), if it was.
         kinetic_temperature_K, kinetic_temperature_error_K: mean 2⟨K⟩/(n_dof_kinetic k_B) over the run.
         n_dof_kinetic: kinetic degrees of freedom of the thermostat (3N Langevin, 3N − 3 Bussi).
         statistical_inefficiency: mean g of the squared deviations of the primary estimator's series, in samples.
@@ -75,9 +86,12 @@ class SizeResult:
     kinetic_temperature_error_K: float
     n_dof_kinetic: int
     statistical_inefficiency: float
+    reweighted: object | None = None
+    committee: object | None = None
+    reweighting_error: str | None = None
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "repeat": list(self.repeat),
             "kinetic_temperature_K": {"value": self.kinetic_temperature_K, "error": self.kinetic_temperature_error_K},
             "n_dof_kinetic": self.n_dof_kinetic,
@@ -85,6 +99,13 @@ class SizeResult:
             **self.result.as_dict(),
             "alternative_estimator": self.alternative.as_dict(),
         }
+        if self.reweighted is not None:
+            out["reference"] = self.reweighted.as_dict()
+        if self.committee is not None:
+            out["committee"] = self.committee.as_dict()
+        if self.reweighting_error is not None:
+            out["reweighting_error"] = self.reweighting_error
+        return out
 
 
 @dataclass
@@ -139,7 +160,7 @@ class HeatCapacityStudy:
         }
 
     def table(self) -> str:
-        """A plain-text table: every size and the extrapolation, in the three units, raw next to corrected."""
+        """A plain-text table: every size and the extrapolation in three units; reweighted and committee lines."""
         noisy = any(s.result.noise.value > 0 for sizes in self.results.values() for s in sizes)
         header = f"{'T (K)':>8} {'N':>6} {'dof':>5} {'T_kin (K)':>14} {'C_V (k_B/atom)':>18} {'J/(mol·K)':>16} {'J/(g·K)':>18}"
         if noisy:
@@ -156,6 +177,24 @@ class HeatCapacityStudy:
                 if noisy:
                     row += f" {str(r.raw_per_atom):>18}"
                 lines.append(row)
+                n = r.n_atoms
+                if s.reweighted is not None:
+                    w = s.reweighted
+                    lines.append(
+                        f"{'':>8} {'':>6} reference by reweighting: {format_value_error(w.value / n, w.error / n)} k_B/atom "
+                        f"(ESS {w.effective_sample_size:.0f}/{w.n_frames}; model on the same frames "
+                        f"{format_value_error(w.model_value / n, w.model_error / n)}; Var(δ) = {w.error_variance_eV2:.3g} eV², "
+                        f"Corr(δ, U) = {w.error_energy_correlation:.2f})"
+                    )
+                if s.committee is not None:
+                    c = s.committee
+                    lines.append(
+                        f"{'':>8} {'':>6} committee members: {format_value_error(c.value / n, c.error / n)} k_B/atom "
+                        f"± {c.model_spread / n:.2g} model spread ({len(c.members)} members, min ESS "
+                        f"{c.effective_sample_size:.0f})"
+                    )
+                if s.reweighting_error is not None:
+                    lines.append(f"{'':>8} {'':>6} reweighting refused: {s.reweighting_error}")
             if temperature in self.fits:
                 fit = self.fits[temperature]
                 value, error = self.c_infinity_J_per_g_K(temperature)
@@ -165,46 +204,6 @@ class HeatCapacityStudy:
                     f"   (fit C_V/N = c_∞ + b/N, χ²/dof = {fit.chi2:.2f}/{fit.dof})"
                 )
         return "\n".join(lines)
-
-
-class _CommitteeSpreadRecorder(torch.nn.Module):
-    """Wraps a committee so that the spread of its last evaluation stays readable by a reporter.
-
-    It follows the potential contract by delegation and adds no force call: the engine's own evaluation
-    each step leaves ``last_energy_std`` [n_systems] behind.
-    """
-
-    def __init__(self, committee: torch.nn.Module):
-        super().__init__()
-        self.committee = committee
-        self.cutoff = committee.cutoff
-        self.last_energy_std: torch.Tensor | None = None
-
-    def forward(self, data, compute_forces: bool = True, compute_stress: bool = False, training: bool = False):
-        out = self.committee(data, compute_forces=compute_forces, compute_stress=compute_stress, training=training)
-        self.last_energy_std = out["energy_std"].detach()
-        return out
-
-
-class _SpreadReporter:
-    """Collects the committee's energy spread [n_systems] at each reported step."""
-
-    def __init__(self, recorder: _CommitteeSpreadRecorder, interval: int):
-        self.recorder = recorder
-        self.interval = int(interval)
-        self.rows: list[np.ndarray] = []
-        self.steps: list[int] = []
-
-    def start(self, sim) -> None:
-        pass
-
-    def report(self, sim) -> None:
-        if self.recorder.last_energy_std is not None:
-            self.rows.append(self.recorder.last_energy_std.to("cpu", torch.float64).numpy().copy())
-            self.steps.append(sim.state.step)
-
-    def close(self, sim) -> None:
-        pass
 
 
 def _is_committee(potential) -> bool:
@@ -224,19 +223,25 @@ def run_heat_capacity(
     replicas: int = 1,
     sample_interval: int = 1,
     seed: int = 0,
+    reference=None,
+    reference_frames: int = 200,
+    reference_energies_file=None,
+    committee_reweighting: bool = True,
+    min_effective_samples: float = 50,
+    frames_folder=None,
     noise_rmse_eV_per_atom: float | None = None,
     noise_validation_atoms: int | None = None,
     noise_validation_structures: int | None = None,
-    committee_noise: bool = True,
+    assume_uncorrelated_error: bool = False,
     estimator: str = "total",
     progress: bool = True,
 ) -> HeatCapacityStudy:
-    """Canonical heat capacity over temperatures and supercell sizes, with both corrections.
+    """Canonical heat capacity over temperatures and supercell sizes: the model's, the reference's, the spread.
 
     Args:
         structure: the unit (or conventional) cell, ``ase.Atoms``, periodic, at the volume wanted.
-        potential: an mlpot potential (a :class:`mlpot.models.Committee` enables the committee noise
-            correction) or any ASE calculator (e.g. ``ase.calculators.emt.EMT()`` as a reference).
+        potential: an mlpot potential (a :class:`mlpot.models.Committee` gives per-member C_V and their spread)
+            or any ASE calculator (e.g. ``ase.calculators.emt.EMT()``).
         temperatures_K: thermostat temperatures.
         supercells: repeats of ``structure`` (int n → n×n×n, or three ints); ≥ 2 sizes for the extrapolation.
         equilibration_steps, production_steps: MD steps before and during sampling.
@@ -246,10 +251,18 @@ def run_heat_capacity(
         replicas: independent runs per size and temperature (batched together).
         sample_interval: steps between energy samples.
         seed: seed of the MD random numbers (momenta and noise); each temperature uses seed + index.
-        noise_rmse_eV_per_atom: validation RMSE of the per-atom energy, for the noise correction.
-        noise_validation_atoms: atoms in the validation structures (default: len(structure)).
-        noise_validation_structures: their number (gives the error of σ²).
-        committee_noise: with a committee potential, correct by its spread along the trajectory.
+        reference: an ASE calculator evaluated on the kept frames: C_V of the reference by reweighting.
+        reference_frames: frames kept per size (pooled over replicas), evenly spaced over the production run.
+        reference_energies_file: an extxyz file of those frames labelled elsewhere (one temperature, one size);
+            matched by index and checked by position.
+        committee_reweighting: with a committee, reweight the frames to each member.
+        min_effective_samples: the reweighting's ESS threshold; below it the reweighted value is refused (the
+            reason is recorded in the result) and the model's C_V is still reported.
+        frames_folder: write the kept frames there as ``frames_{T}K_{N}atoms.extxyz`` (to label elsewhere and
+            read back with ``reference_energies_file``).
+        noise_rmse_eV_per_atom, noise_validation_atoms, noise_validation_structures: the white-noise
+            approximation (σ² from a validation RMSE), applied only with ``assume_uncorrelated_error=True``.
+        assume_uncorrelated_error: accept that approximation.
         estimator: "total" (Var(E), the definition) or "configurational" (f/2 + Var(U)/(k_B T)², a smaller
             statistical error for a solid); both are computed, this one is used for the table, fit and plot.
         progress: show a progress bar.
@@ -270,14 +283,23 @@ def run_heat_capacity(
         raise ValueError("replicas, sample_interval and production_steps must be ≥ 1, equilibration_steps ≥ 0")
     if not all(structure.pbc):
         raise ValueError("the heat-capacity workflow needs a structure periodic along all three axes")
+    if noise_rmse_eV_per_atom is not None and not assume_uncorrelated_error:
+        raise ValueError(
+            "a validation RMSE is subtracted only under the white-noise approximation: pass "
+            "assume_uncorrelated_error=True (--assume-uncorrelated-error) to use it knowingly, or give a reference "
+            "(--reference-calculator) to reweight to"
+        )
+    if reference is not None and reference_energies_file is not None:
+        raise ValueError("give a reference calculator or a file of reference energies, not both")
+    if reference_energies_file is not None and (len(temperatures) != 1 or len(supercells) != 1):
+        raise ValueError("reference energies from a file need exactly one temperature and one supercell size")
     repeats = [_repeat_tuple(r) for r in supercells]
     systems = [supercell(structure, r) for r in repeats]
     mass_per_atom = float(np.sum(structure.get_masses()) / len(structure))
-
-    use_committee = committee_noise and _is_committee(potential)
-    if use_committee and noise_rmse_eV_per_atom is not None:
-        raise ValueError("give either a validation RMSE or a committee for the noise correction, not both")
-    md_potential = _CommitteeSpreadRecorder(potential) if use_committee else potential
+    use_committee = committee_reweighting and _is_committee(potential)
+    keep_frames = use_committee or reference is not None or reference_energies_file is not None or frames_folder is not None
+    per_replica = max(1, -(-int(reference_frames) // replicas))
+    frame_interval = max(1, production_steps // per_replica)
 
     results: dict[float, list[SizeResult]] = {}
     fits: dict[float, FiniteSizeFit] = {}
@@ -286,21 +308,14 @@ def run_heat_capacity(
         batch = [atoms.copy() for atoms in systems for _ in range(replicas)]
         recorder = ThermoRecorder(interval=sample_interval)
         reporters = [recorder]
-        spread = None
-        if use_committee:
-            spread = _SpreadReporter(md_potential, sample_interval)
-            reporters.append(spread)
+        frames = FrameRecorder(frame_interval, after_step=equilibration_steps) if keep_frames else None
+        if frames is not None:
+            reporters.append(frames)
         if progress:
             reporters.append(ProgressBar(total_steps, interval=max(1, total_steps // 200), desc=f"{temperature:g} K"))
         sim = Simulation(
-            batch,
-            md_potential,
-            timestep_fs,
-            ensemble=thermostat,
-            temperature_K=temperature,
-            friction_per_fs=friction_per_fs,
-            seed=seed + t_index,
-            reporters=reporters,
+            batch, potential, timestep_fs, ensemble=thermostat, temperature_K=temperature,
+            friction_per_fs=friction_per_fs, seed=seed + t_index, reporters=reporters,
         )
         try:
             sim.run(total_steps)
@@ -312,22 +327,13 @@ def run_heat_capacity(
         energies = potential_energies + arrays["E_kin"][production]
         temps = arrays["T_K"][production]
         n_dof = sim.state.n_dof.detach().cpu().numpy()
-        if spread is not None:
-            spread_steps = np.asarray(spread.steps)
-            spread_rows = np.asarray(spread.rows)[spread_steps > equilibration_steps]
-            n_members = len(potential.members)
         per_size = []
         for s_index, (repeat, atoms) in enumerate(zip(repeats, systems)):
             columns = range(s_index * replicas, (s_index + 1) * replicas)
             totals, configurationals = [], []
             for column in columns:
-                noise = NoiseVariance(0.0)
-                if spread is not None:
-                    # The committee reports the population spread (1/K); K/(K−1) makes it unbiased.
-                    noise = noise_variance_from_committee(
-                        energy_std_eV=spread_rows[:, column] * math.sqrt(n_members / (n_members - 1))
-                    )
-                elif noise_rmse_eV_per_atom is not None:
+                noise = None
+                if noise_rmse_eV_per_atom is not None:
                     validation_atoms = noise_validation_atoms or len(structure)
                     noise = noise_variance_from_rmse(
                         noise_rmse_eV_per_atom * validation_atoms,
@@ -335,15 +341,25 @@ def run_heat_capacity(
                         n_atoms=len(atoms),
                         validation_n_atoms=validation_atoms,
                     )
-                system = {"n_atoms": len(atoms), "mass_amu": float(np.sum(atoms.get_masses()))}
-                totals.append(heat_capacity_canonical(energies[:, column], temperature, noise, **system))
+                system = {
+                    "n_atoms": len(atoms), "mass_amu": float(np.sum(atoms.get_masses())),
+                    "error_variance_eV2": noise, "assume_uncorrelated_error": assume_uncorrelated_error,
+                }
+                totals.append(heat_capacity_canonical(energies[:, column], temperature, **system))
                 configurationals.append(
-                    heat_capacity_configurational(
-                        potential_energies[:, column], temperature, int(n_dof[column]), noise, **system
-                    )
+                    heat_capacity_configurational(potential_energies[:, column], temperature, int(n_dof[column]), **system)
                 )
             estimates, others = (totals, configurationals) if estimator == "total" else (configurationals, totals)
             kinetic = [mean_error(temps[:, column], name="kinetic temperature") for column in columns]
+            extra = {}
+            if frames_folder is not None:
+                pooled = [a for column in columns for a in frames.frames(column)[0]]
+                write_frames(Path(frames_folder) / f"frames_{temperature:g}K_{len(atoms)}atoms.extxyz", pooled)
+            if frames is not None:
+                extra = _reweight(
+                    frames, columns, len(atoms), temperature, potential if use_committee else None, reference,
+                    reference_energies_file, min_effective_samples, seed,
+                )
             per_size.append(
                 SizeResult(
                     repeat=repeat,
@@ -355,6 +371,7 @@ def run_heat_capacity(
                     statistical_inefficiency=float(
                         np.mean([e.statistics.variance_statistical_inefficiency for e in estimates])
                     ),
+                    **extra,
                 )
             )
         results[temperature] = per_size
@@ -373,13 +390,45 @@ def run_heat_capacity(
         "supercells": [list(r) for r in repeats],
         "structure_formula": structure.get_chemical_formula(),
         "structure_n_atoms": len(structure),
-        "noise_correction": "committee" if use_committee else ("validation RMSE" if noise_rmse_eV_per_atom else None),
+        "reference": None if reference is None else type(reference).__name__,
+        "reference_frames_per_size": per_replica * replicas if keep_frames else 0,
+        "reference_frame_interval_steps": frame_interval if keep_frames else None,
+        "committee_reweighting": use_committee,
+        "white_noise_approximation": "validation RMSE" if noise_rmse_eV_per_atom else None,
         "noise_rmse_eV_per_atom": noise_rmse_eV_per_atom,
         "potential": type(potential).__name__,
         "estimator": estimator,
         "n_dof_kinetic": "3N (Langevin thermalises the centre of mass)" if thermostat == "langevin" else "3N - 3",
     }
     return HeatCapacityStudy(results=results, fits=fits, mass_per_atom_amu=mass_per_atom, settings=settings)
+
+
+def _reweight(frames, columns, n_atoms, temperature, committee, reference, energies_file, min_ess, seed) -> dict:
+    """Reweighted C_V of the reference and/or the committee's members on the kept frames of one size."""
+    from mlpot.analysis.reweighting import InsufficientOverlapError
+
+    pooled_frames, kinetic, model = [], [], []
+    for column in columns:  # independent replicas, one after the other
+        atoms, k, u = frames.frames(column)
+        pooled_frames += atoms
+        kinetic.append(k)
+        model.append(u)
+    kinetic, model = np.concatenate(kinetic), np.concatenate(model)
+    out = {}
+    options = {"n_atoms": n_atoms, "min_effective_samples": min_ess, "seed": seed}
+    try:
+        if reference is not None or energies_file is not None:
+            energies = (
+                reference_energies(reference, pooled_frames) if reference is not None
+                else read_labelled_energies(energies_file, pooled_frames)
+            )
+            out["reweighted"] = heat_capacity_reweighted(kinetic, model, energies, temperature, **options)
+        if committee is not None:
+            members = member_energies(committee, pooled_frames)
+            out["committee"] = heat_capacity_committee(kinetic, model, members, temperature, **options)
+    except InsufficientOverlapError as error:
+        out["reweighting_error"] = str(error)
+    return out
 
 
 def _repeat_tuple(repeat) -> tuple[int, int, int]:

@@ -14,8 +14,10 @@ be given (rMD17 and MD17: ``"kcal/mol"``).
 
 Labels may be missing per structure: a structure without forces trains on its energy only.
 A structure whose labels are NaN/inf or have the wrong shape is *skipped and reported* with a
-warning (and in :attr:`ReadReport.skipped`), never silently kept. A file that cannot be parsed
-raises ``ValueError`` naming the file.
+warning (and in :attr:`ReadReport.skipped`), never silently kept. Stress labels of structures that
+are not periodic along all three axes (stress needs a volume) are dropped, with one warning that
+counts them. A file that is empty, truncated or cannot be parsed raises ``ValueError`` naming the
+file (also :func:`read_structure`, the one-structure reader of ``mlpot md`` and ``heat-capacity``).
 
 Example:
     >>> structures = read_structures("datasets/rmd17/rmd17_ethanol_train_01.npz", energy_unit="kcal/mol")
@@ -43,6 +45,7 @@ from mlpot.data import keys as K
 __all__ = [
     "ReadReport",
     "read_atoms",
+    "read_structure",
     "read_structures",
     "split_indices",
     "save_split",
@@ -70,6 +73,7 @@ class ReadReport:
         n_kept: structures returned.
         skipped: ``(index_in_file, reason)`` for every structure left out.
         missing: label name → number of kept structures without that label.
+        stress_ignored: structures whose stress label was dropped because they are not fully periodic.
     """
 
     path: str
@@ -77,6 +81,7 @@ class ReadReport:
     n_kept: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
+    stress_ignored: int = 0
 
     def summary(self) -> str:
         """One line, e.g. ``data.xyz: 214 read, 212 kept, 2 skipped (first: #17 energy is NaN)``."""
@@ -87,6 +92,8 @@ class ReadReport:
         missing = {k: v for k, v in self.missing.items() if v}
         if missing:
             text += ", without " + ", ".join(f"{k}: {v}" for k, v in missing.items())
+        if self.stress_ignored:
+            text += f", stress ignored on {self.stress_ignored} non-periodic"
         return text
 
 
@@ -177,6 +184,9 @@ def read_atoms(
             report.skipped.append((source_index, "positions contain NaN or inf"))
             continue
         out.info["source_index"] = source_index
+        if "stress" in labels and not out.pbc.all():
+            del labels["stress"]  # stress needs a volume: meaningless for a cluster or a slab
+            report.stress_ignored += 1
         results: dict[str, Any] = {}
         if "energy" in labels:
             results["energy"] = float(labels["energy"]) * energy_factor
@@ -195,9 +205,38 @@ def read_atoms(
     report.missing = missing
     if report.skipped:
         warnings.warn(f"skipped structures with invalid labels: {report.summary()}", stacklevel=2)
+    if report.stress_ignored:
+        warnings.warn(
+            f"{path}: stress labels ignored on {report.stress_ignored} structures that are not periodic along all "
+            "three axes (stress needs a cell volume)",
+            stacklevel=2,
+        )
     if not kept:
         raise ValueError(f"{path}: all {report.n_read} structures were skipped ({report.summary()})")
     return kept
+
+
+def read_structure(path: str | os.PathLike, index: int | str = -1, format: str | None = None) -> Atoms:
+    """One structure as ASE reads it (momenta, masses and constraints kept), with clear errors.
+
+    Args:
+        path: any file ``ase.io.read`` understands.
+        index: which frame (default the last).
+        format: ``ase.io`` format name (default: guessed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is empty, truncated or unreadable (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    frames = _read_ase(path, format, index)
+    if not frames:
+        raise ValueError(f"{path}: no structures found")
+    return frames[-1]
 
 
 def read_structures(
@@ -314,8 +353,12 @@ def _read_ase(path: Path, format: str | None, index: Any) -> list[Atoms]:
         return _read_db(path, index)
     try:
         result = ase.io.read(str(path), index=index, format=format)
-    except Exception as exc:  # noqa: BLE001 - any parser failure becomes one clear error
-        raise ValueError(f"{path}: cannot read as {format or 'an ase.io format'}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any parser failure (empty, truncated, garbage) becomes one clear error
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise ValueError(
+            f"{path}: cannot read as {format or 'an ase.io format'} (empty, truncated or not that format?): "
+            f"{type(exc).__name__}: {detail}"
+        ) from exc
     return [result] if isinstance(result, Atoms) else list(result)
 
 

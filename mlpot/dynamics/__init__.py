@@ -38,7 +38,9 @@ Units: ASE units inside (eV, Å, amu, ASE time); the API names its units (``time
 conserved quantities and restart.
 """
 
-from mlpot.dynamics.engine import HealthCheck, MDInstabilityError, Simulation, simulate
+from mlpot.dynamics.barostat import NPTRecorder, StochasticCellRescaling
+from mlpot.dynamics.engine import Simulation, simulate
+from mlpot.dynamics.health import CloseContactError, HealthCheck, MDInstabilityError
 from mlpot.dynamics.forces import ASECalculatorForces, PotentialForces
 from mlpot.dynamics.integrators import (
     ENSEMBLES,
@@ -47,12 +49,11 @@ from mlpot.dynamics.integrators import (
     LangevinBAOAB,
     MDState,
     VelocityVerlet,
-    degrees_of_freedom,
     kinetic_energy,
     make_integrator,
-    maxwell_boltzmann_momenta,
     temperature,
 )
+from mlpot.dynamics.momenta import degrees_of_freedom, maxwell_boltzmann_momenta
 from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, Reporter, ThermoLog, ThermoRecorder, TrajectoryWriter
 
 __all__ = [
@@ -60,11 +61,14 @@ __all__ = [
     "Simulation",
     "HealthCheck",
     "MDInstabilityError",
+    "CloseContactError",
     "MDState",
     "Integrator",
     "VelocityVerlet",
     "LangevinBAOAB",
     "BussiThermostat",
+    "StochasticCellRescaling",
+    "NPTRecorder",
     "make_integrator",
     "ENSEMBLES",
     "kinetic_energy",

@@ -38,7 +38,9 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--steps", type=int, required=True, help="total number of steps of the run")
     parser.add_argument("--timestep-fs", type=float, default=0.5, help="time step in fs (default 0.5)")
     parser.add_argument("--temperature-K", type=float, default=None, help="thermostat / initial temperature in K")
-    parser.add_argument("--ensemble", choices=("nve", "langevin", "bussi"), default="nve")
+    parser.add_argument("--ensemble", choices=("nve", "langevin", "bussi", "npt"), default="nve")
+    parser.add_argument("--pressure-GPa", type=float, default=None, help="NPT: target pressure in GPa (0)")
+    parser.add_argument("--barostat-time-fs", type=float, default=None, help="NPT: barostat relaxation time, fs (500)")
     parser.add_argument(
         "--friction-per-fs", type=float, default=None, help="Langevin friction, or 1/tau for Bussi, in 1/fs (0.01)"
     )
@@ -59,6 +61,19 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_md)
+
+
+#: Flags of a fresh run that a resumed run must not change: flag → argument name (= checkpoint key).
+_RESUME_CHECKED_FLAGS = {
+    "--ensemble": "ensemble", "--timestep-fs": "timestep_fs", "--temperature-K": "temperature_K",
+    "--friction-per-fs": "friction_per_fs", "--skin": "skin", "--seed": "seed",
+    "--pressure-GPa": "pressure_GPa", "--barostat-time-fs": "barostat_time_fs",
+}
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``flag`` was on the command line (``args.argv`` is set by the ``mlpot`` command)."""
+    return any(word == flag or word.startswith(flag + "=") for word in getattr(args, "argv", sys.argv[1:]))
 
 
 def _load_potential(spec: str, device: str | None, compile: bool = False):
@@ -88,6 +103,8 @@ def run_md(args: argparse.Namespace) -> int:
     """Run ``mlpot md``; returns the exit code (130 after an interrupt)."""
     import ase.io
 
+    from mlpot.cli import resume_command
+    from mlpot.data.datasets import read_structure
     from mlpot.dynamics.engine import MDInstabilityError, Simulation
     from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, ThermoLog, TrajectoryWriter
 
@@ -99,7 +116,7 @@ def run_md(args: argparse.Namespace) -> int:
     checkpoint_path = out / "checkpoint.pt"
     if args.resume and not checkpoint_path.exists():
         raise SystemExit(f"mlpot md: --resume given but {checkpoint_path} does not exist")
-    atoms = ase.io.read(args.structure)
+    atoms = read_structure(args.structure)  # empty or truncated file: a ValueError, one line from `mlpot`
     potential = _load_potential(args.model, args.device, args.compile)
     out.mkdir(parents=True, exist_ok=True)
     reporters = [
@@ -110,7 +127,14 @@ def run_md(args: argparse.Namespace) -> int:
     if not args.no_progress:
         reporters.append(ProgressBar(args.steps, interval=max(1, min(10, args.thermo_every)), desc="mlpot md"))
     if args.resume:
-        sim = Simulation.from_checkpoint(checkpoint_path, atoms, potential, reporters=reporters)
+        # Flags given again must be those of the run that wrote the checkpoint (and the model the
+        # same); flags left out continue with the checkpoint's values.
+        expected = {"integrator": {}}
+        for flag, name in _RESUME_CHECKED_FLAGS.items():
+            if _given(args, flag):
+                target = expected["integrator"] if name not in ("skin", "seed") else expected
+                target[name] = getattr(args, name)
+        sim = Simulation.from_checkpoint(checkpoint_path, atoms, potential, reporters=reporters, expected=expected)
     else:
         sim = Simulation(
             atoms,
@@ -122,6 +146,8 @@ def run_md(args: argparse.Namespace) -> int:
             seed=args.seed,
             reporters=reporters,
             skin=args.skin,
+            pressure_GPa=args.pressure_GPa,
+            barostat_time_fs=args.barostat_time_fs,
         )
     remaining = max(args.steps - sim.state.step, 0)
     dof = sim.state.n_dof.tolist()
@@ -139,8 +165,8 @@ def run_md(args: argparse.Namespace) -> int:
     ase.io.write(out / "final.extxyz", sim.atoms()[0], format="extxyz")
     if sim.interrupted:
         print(
-            f"mlpot md: interrupted at step {sim.state.step}; checkpoint written to {checkpoint_path} "
-            f"(continue with --resume)",
+            f"mlpot md: interrupted at step {sim.state.step}; checkpoint written to {checkpoint_path}; "
+            f"resume with: {resume_command(args)}",
             file=sys.stderr,
         )
         return 130

@@ -5,7 +5,7 @@ not arithmetic. When the potential evaluates compiled (``FixedTopology.compiler`
 e.g. after ``DescriptorModel.compile()``), :class:`CompiledVerlet` therefore compiles one
 function per neighbour list: half kick, drift, the potential's energy and forces, half kick,
 the largest displacement since the list was built and the engine's health measures. Each
-step is then one call and one host sync (a [4] tensor), instead of the generic path's eager
+step is then one call and one host sync (a [5] tensor), instead of the generic path's eager
 kicks, neighbour-list check and health check, each with its own sync.
 
 The step runs on new tensors and the state takes them only afterwards. Whether the list was
@@ -58,14 +58,14 @@ def verlet_step_with_checks(
             (:class:`~mlpot.models.potential.FixedTopology`).
 
     Returns:
-        New positions, momenta, forces [n, 3] and energy [S], and [4]: the largest squared
+        New positions, momenta, forces [n, 3] and energy [S], and [5]: the largest squared
         displacement since the list was built (Å²), then the health measures.
     """
     positions, momenta, forces, energy = velocity_verlet_step(
         positions, momenta, forces, inverse_masses, dt, energy_and_forces, potential, *arguments
     )
     displacement2 = largest_squared_displacement(positions, reference_positions)
-    health = health_measures(momenta, forces, energy, health_inverse_masses, inverse_dof_kB, batch)
+    health = health_measures(positions, momenta, forces, energy, health_inverse_masses, inverse_dof_kB, batch)
     return positions, momenta, forces, energy, torch.cat((displacement2.reshape(1), health))
 
 
@@ -91,7 +91,7 @@ class CompiledVerlet:
 
     def step(self, state: MDState) -> list[float] | None:
         """Advance ``state`` by one step (its positions, momenta, forces and energy replaced by
-        the step's) and return the health measures [max |F|², max T, Σ E]; or return None, with
+        the step's) and return the health measures [max |F|², max T, Σ E, max |R|]; or return None, with
         the state untouched, where the generic step must take it: no compiled evaluator, no list
         yet, or a list that has to be rebuilt first."""
         topology = self.forces.topology(state)

@@ -22,6 +22,7 @@ import os
 import secrets
 import signal
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -32,19 +33,33 @@ import torch
 from ase.data import covalent_radii
 from torch import Tensor
 
+from mlpot.dynamics.barostat import NPT_OPTIONS
 from mlpot.dynamics.compiled_step import CompiledVerlet
 from mlpot.dynamics.forces import ASECalculatorForces, ForceProvider, PotentialForces
+from mlpot.dynamics.health import (
+    MIN_DISTANCE_FRACTION,
+    CloseContactError,
+    CloseContactGuard,
+    HealthCheck,
+    MDInstabilityError,
+)
 from mlpot.dynamics.integrators import (
     Integrator,
     MDState,
     VelocityVerlet,
-    degrees_of_freedom,
     health_measures,
     kinetic_energy,
     make_integrator,
-    maxwell_boltzmann_momenta,
     temperature,
 )
+from mlpot.dynamics.momenta import (
+    degrees_of_freedom,
+    maxwell_boltzmann_momenta,
+    net_motion,
+    remove_net_motion,
+    rigid_rotations,
+)
+from mlpot.models.potential import edge_vectors
 from mlpot.neighbors import neighbor_list
 from mlpot.units import KB_EV_PER_K
 
@@ -53,6 +68,7 @@ __all__ = [
     "simulate",
     "HealthCheck",
     "MDInstabilityError",
+    "CloseContactError",
     "OVERLAP_FRACTION",
     "CHECKPOINT_FORMAT",
 ]
@@ -61,23 +77,6 @@ __all__ = [
 OVERLAP_FRACTION = 0.3
 
 CHECKPOINT_FORMAT = "mlpot.dynamics.checkpoint/1"
-
-
-class MDInstabilityError(RuntimeError):
-    """The dynamics left the physical range (non-finite or exploding forces or temperature)."""
-
-
-@dataclass
-class HealthCheck:
-    """Bounds checked after every force evaluation.
-
-    Attributes:
-        max_force: largest allowed |F| on any atom, eV/Å.
-        max_temperature_K: largest allowed kinetic temperature of any system, K.
-    """
-
-    max_force: float = 1.0e3
-    max_temperature_K: float = 1.0e5
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -162,7 +161,8 @@ class Simulation:
         potential: an mlpot potential (fast path), a path to a saved mlpot model, or any ASE
             calculator (generic path). An ``MLPotCalculator`` is unwrapped to its model (fast path).
         timestep_fs: time step, fs (> 0).
-        ensemble: "nve", "langevin" (BAOAB) or "bussi" (stochastic velocity rescaling).
+        ensemble: "nve", "langevin" (BAOAB), "bussi" (stochastic velocity rescaling) or "npt"
+            (stochastic cell rescaling on Langevin or Bussi, :mod:`mlpot.dynamics.barostat`).
         temperature_K: thermostat target; also the Maxwell–Boltzmann temperature used to draw
             initial momenta when the input atoms carry none (all zero).
         friction_per_fs: Langevin friction γ, or 1/τ for Bussi, 1/fs (default 0.01).
@@ -170,13 +170,19 @@ class Simulation:
         reporters: objects with ``interval`` and ``start/report/close(sim)`` (see reporters.py).
         skin: neighbour-list skin, Å (fast path).
         health: bounds checked after every step.
+        min_distance_fraction: stop with :class:`CloseContactError` when two atoms come closer
+            than this fraction of the shortest distance of their element pair in the model's
+            training data (``potential.training_min_distances``); None turns the check off. Models
+            without that record are not checked.
         device, dtype: the fast path's device and dtype (default: those of the potential's
             parameters; the potential must accept tensors on that device).
 
     The input atoms are never modified. Initial momenta: those of the atoms when any is
-    non-zero, else Maxwell–Boltzmann at ``temperature_K`` with zero total momentum per system,
-    else zero. Temperatures use N_dof = 3N − 3 for "nve" and "bussi" (momentum conserved) and
-    3N for "langevin"; ``sim.state.n_dof`` holds them.
+    non-zero, else Maxwell–Boltzmann at ``temperature_K``, else zero. For "nve" and "bussi",
+    which conserve the total momentum (and, for a system with no periodic axis, the angular
+    momentum), both are set to zero (given momenta that carry any lose it, with a warning), and
+    temperatures use N_dof = 3N − 3 (periodic), 3N − 6 (isolated) or 3N − 5 (isolated, linear);
+    "langevin" uses 3N (:mod:`mlpot.dynamics.momenta`). ``sim.state.n_dof`` holds them.
     """
 
     def __init__(
@@ -193,6 +199,10 @@ class Simulation:
         health: HealthCheck | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        min_distance_fraction: float | None = MIN_DISTANCE_FRACTION,
+        pressure_GPa: float | None = None,
+        barostat_time_fs: float | None = None,
+        **barostat_options,
     ):
         systems = [atoms] if isinstance(atoms, ase.Atoms) else list(atoms)
         if not systems:
@@ -200,7 +210,10 @@ class Simulation:
         self.batched_input = not isinstance(atoms, ase.Atoms)
         for k, system in enumerate(systems):
             _check_atoms(system, k, len(systems))
-        self.integrator: Integrator = make_integrator(ensemble, timestep_fs, temperature_K, friction_per_fs)
+        # NPT only (mlpot.dynamics.barostat): P₀, τ_p and the rest; make_integrator refuses them elsewhere.
+        npt_options = {"pressure_GPa": pressure_GPa, "barostat_time_fs": barostat_time_fs, **barostat_options}
+        npt_options = {k: v for k, v in npt_options.items() if v is not None}
+        self.integrator: Integrator = make_integrator(ensemble, timestep_fs, temperature_K, friction_per_fs, **npt_options)
         if temperature_K is not None and (not math.isfinite(float(temperature_K)) or float(temperature_K) < 0):
             raise ValueError(f"temperature_K must be a non-negative finite number, got {temperature_K}")
         if not (math.isfinite(float(skin)) and skin >= 0):
@@ -237,10 +250,20 @@ class Simulation:
         self.generator.manual_seed(self.seed)
         self.state = self._initial_state(systems)
         self.integrator.prepare(self.state)
-        if self.fast_path:
-            self.forces: ForceProvider = PotentialForces(potential, self.state, skin=skin)
+        if self.integrator.ensemble == "npt":  # the cell moves: forces with stress, a list per step
+            from mlpot.dynamics.barostat import CellForces
+
+            self.forces: ForceProvider = CellForces(potential, self.state, systems, skin=skin)
+            self.integrator.attach(self.forces)
+        elif self.fast_path:
+            self.forces = PotentialForces(potential, self.state, skin=skin)
         else:
             self.forces = ASECalculatorForces(potential, systems)
+        self.contact_guard = (
+            CloseContactGuard.for_potential(potential, min_distance_fraction, self.device, self.dtype)
+            if self.fast_path
+            else None
+        )
         self._prepare_step()
         self.skin = float(skin)
         self._template = [a.copy() for a in systems]
@@ -271,9 +294,15 @@ class Simulation:
         cell = torch.as_tensor(np.stack([a.cell.array for a in systems]), **kw)
         pbc = torch.as_tensor(np.stack([a.pbc for a in systems]), dtype=torch.bool, device=self.device)
         momenta = torch.as_tensor(np.concatenate([a.get_momenta() for a in systems]), **kw)
+        conserving = self.integrator.conserves_momentum
+        rotations = rigid_rotations(positions, masses, batch, n_systems, pbc) if conserving else None
         if not bool(momenta.any()) and self.temperature_K:
             momenta = maxwell_boltzmann_momenta(masses, batch, n_systems, float(self.temperature_K), self.generator)
-        n_dof = degrees_of_freedom(sizes, self.integrator.conserves_momentum).to(**kw)
+            if rotations is not None:
+                momenta = remove_net_motion(positions, momenta, masses, batch, n_systems, rotations)
+        elif conserving and bool(momenta.any()):
+            momenta = self._without_net_motion(positions, momenta, masses, batch, n_systems, rotations)
+        n_dof = degrees_of_freedom(sizes, conserving, rotations).to(**kw)
         zeros = torch.zeros(n_systems, **kw)
         return MDState(
             positions=positions,
@@ -289,6 +318,29 @@ class Simulation:
             n_dof=n_dof,
             step=0,
         )
+
+    @staticmethod
+    def _without_net_motion(positions, momenta, masses, batch, n_systems, rotations) -> Tensor:
+        """User-given momenta with their net (and, for isolated systems, angular) momentum
+        removed, with a warning when there was any: the temperature's N_dof assumes them zero."""
+        total, angular = net_motion(positions, momenta, masses, batch, n_systems)
+        # Round-off of a sum of n momenta is ~√n ε |p|: anything well above it was given on purpose.
+        scale = 64 * torch.finfo(momenta.dtype).eps * math.sqrt(momenta.shape[0]) * momenta.norm(dim=1).max()
+        radius = (positions - positions.mean(dim=0)).norm(dim=1).max().clamp(min=1.0)
+        moving = total.norm(dim=1) > scale
+        rotating = (angular.norm(dim=1) > scale * radius) & (rotations > 0)
+        if bool(moving.any()) or bool(rotating.any()):
+            what = " and ".join(
+                text for text, flag in (("net momentum", moving), ("net angular momentum", rotating)) if bool(flag.any())
+            )
+            systems = sorted(set(torch.nonzero(moving | rotating).flatten().tolist()))
+            warnings.warn(
+                f"the given momenta carry {what} (systems {systems[:10]}); removed, since it is a constant of "
+                f"motion that the temperature's degrees of freedom exclude",
+                stacklevel=4,
+            )
+            return remove_net_motion(positions, momenta, masses, batch, n_systems, rotations)
+        return momenta
 
     # -- observables (cheap, on device) -------------------------------------------------------
 
@@ -330,10 +382,12 @@ class Simulation:
         momenta = self.state.momenta.detach().to("cpu", torch.float64).numpy()
         forces = self.state.forces.detach().to("cpu", torch.float64).numpy()
         energy = self.state.energy.detach().to("cpu", torch.float64).numpy()
+        cells = self.state.cell.detach().to("cpu", torch.float64).numpy()
         out, start = [], 0
         for k, template in enumerate(self._template):
             stop = start + len(template)
             atoms = template.copy()
+            atoms.set_cell(cells[k])  # NPT moves it
             atoms.set_positions(positions[start:stop])
             atoms.set_momenta(momenta[start:stop], apply_constraint=False)
             atoms.calc = SinglePointCalculator(atoms, energy=float(energy[k]), forces=forces[start:stop].copy())
@@ -363,16 +417,20 @@ class Simulation:
             )
 
     def _check_health(self, measures: Sequence[float] | None = None) -> None:
-        """Raise MDInstabilityError unless max |F|², max T over systems and the energy sum
-        (``measures``, as :func:`health_measures` gives them; computed here, one host sync, when None)
-        are finite and within bounds."""
+        """Raise MDInstabilityError unless max |F|², max T over systems, the energy sum and the
+        largest coordinate (``measures``, as :func:`health_measures` gives them; computed here, one
+        host sync, when None) are finite and within bounds."""
         state = self.state
         if measures is None:
             measures = health_measures(
-                state.momenta, state.forces, state.energy, self._health_inverse_masses, self._health_inverse_dof_kB, state.batch
+                state.positions, state.momenta, state.forces, state.energy,
+                self._health_inverse_masses, self._health_inverse_dof_kB, state.batch,
             ).tolist()
-        fmax2, tmax, energy = measures
+        fmax2, tmax, energy, largest_coordinate = measures
         problems = []
+        if not math.isfinite(largest_coordinate):
+            bad = torch.nonzero(~torch.isfinite(state.positions).all(dim=1)).flatten()[:10].tolist()
+            problems.append(f"non-finite positions (atoms {bad})")
         if not math.isfinite(fmax2) or not math.isfinite(energy):
             bad = torch.nonzero(~torch.isfinite(state.forces).all(dim=1)).flatten()[:10].tolist()
             problems.append(f"non-finite forces or energy (atoms {bad})")
@@ -388,6 +446,21 @@ class Simulation:
                 f"Reporter output holds everything up to the last good step, {max(state.step - 1, 0)}."
             )
 
+    def _check_contacts(self) -> None:
+        """Raise CloseContactError when a pair of the neighbour list is a close contact (one host sync)."""
+        forces, state = self.forces, self.state
+        cell = state.cell if forces.periodic else None
+        vectors = edge_vectors(state.positions, forces.edge_index, forces.edge_shift, cell, state.batch)
+        found = self.contact_guard.find(vectors, forces.edge_index, state.numbers)
+        if found is not None:
+            raise CloseContactError(
+                f"MD stopped at step {state.step} (t = {self.time_fs:g} fs): "
+                f"{self.contact_guard.describe(found, state.numbers)}. The model's energy there is an "
+                f"extrapolation (train on such geometries, add the ZBL repulsion prior, or pass "
+                f"min_distance_fraction=None to go on). Reporter output holds everything up to the last good "
+                f"step, {max(state.step - 1, 0)}."
+            )
+
     def _start(self) -> None:
         if self._started:
             return
@@ -396,6 +469,8 @@ class Simulation:
             self._compute_forces(self.state)
             self._have_forces = True
         self._check_health()
+        if self.contact_guard is not None:
+            self._check_contacts()
         self.state_is_good = True
         for reporter in self.reporters:
             reporter.start(self)
@@ -435,6 +510,7 @@ class Simulation:
             progress: optional callable ``progress(sim)`` run after every step (e.g. a bar).
 
         Raises:
+            CloseContactError: two atoms closer than ``min_distance_fraction`` of their training minimum.
             MDInstabilityError: non-finite or exploding forces or temperature; reporters are
                 closed first, so their files end at the last good step.
         """
@@ -455,6 +531,7 @@ class Simulation:
                 compute = self._compute_forces
                 state, generator = self.state, self.generator
                 compiled_step = self._compiled_step
+                check_contacts = self.contact_guard is not None
                 for _ in range(steps):
                     self._observables_cache = None
                     self.state_is_good = False
@@ -462,6 +539,8 @@ class Simulation:
                     if measures is None:  # the generic step: no compiled evaluator, or a rebuild is due
                         step_fn(state, compute, generator)
                     self._check_health(measures)
+                    if check_contacts:
+                        self._check_contacts()
                     self.state_is_good = True
                     self._report()
                     if progress is not None:
@@ -502,13 +581,20 @@ class Simulation:
             "sizes": [len(a) for a in self._template],
         }
 
+    def _potential_fingerprint(self) -> str:
+        """Hash of the potential's config and weights (computed once: MD never changes the weights)."""
+        if getattr(self, "_fingerprint", None) is None:
+            from mlpot.models.serialization import model_fingerprint
+
+            self._fingerprint = model_fingerprint(self.potential)
+        return self._fingerprint
+
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`checkpoint` atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save(self.checkpoint(), tmp)
-        os.replace(tmp, path)
+        """Write :meth:`checkpoint`, with the hash of the potential, through :func:`mlpot.files.atomic_torch_save`
+        (temporary file in the same folder, fsync, rename; a full disk leaves the previous checkpoint intact)."""
+        from mlpot.files import atomic_torch_save
+
+        path = atomic_torch_save({**self.checkpoint(), "potential_fingerprint": self._potential_fingerprint()}, path)
         self.forces.checkpoint_written()
         return path
 
@@ -518,18 +604,25 @@ class Simulation:
         The integrator settings of the checkpoint win over the constructor's (a warning-free
         exact continuation); reporters then append from the checkpoint's step.
         """
-        data = path_or_dict
-        if not isinstance(data, dict):
-            data = torch.load(path_or_dict, map_location="cpu", weights_only=True)
+        data = path_or_dict if isinstance(path_or_dict, dict) else _read_checkpoint(path_or_dict)
         if data.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"not an mlpot MD checkpoint (format {data.get('format')!r})")
+        saved = data.get("potential_fingerprint")  # absent in checkpoints of older mlpot versions
+        if saved is not None and saved != self._potential_fingerprint():
+            raise ValueError(
+                f"the checkpoint was written with another potential (hash of config and weights "
+                f"{saved[:12]}, this one {self._potential_fingerprint()[:12]}): resume with the original model"
+            )
         sizes = [len(a) for a in self._template]
         if list(data["sizes"]) != sizes:
             raise ValueError(f"checkpoint holds systems of sizes {data['sizes']}, this simulation {sizes}")
         cfg = data["integrator"]
         self.integrator = make_integrator(
-            cfg["ensemble"], cfg["timestep_fs"], cfg.get("temperature_K"), cfg.get("friction_per_fs")
+            cfg["ensemble"], cfg["timestep_fs"], cfg.get("temperature_K"), cfg.get("friction_per_fs"),
+            **{k: cfg[k] for k in NPT_OPTIONS if k in cfg},
         )
+        if self.integrator.ensemble == "npt":
+            self.integrator.attach(self.forces)
         tensors = data["state"]
         if not torch.equal(self.state.numbers.cpu(), tensors["numbers"]):
             raise ValueError("checkpoint atomic numbers differ from this simulation's")
@@ -552,10 +645,26 @@ class Simulation:
         self._started = False
 
     @classmethod
-    def from_checkpoint(cls, path, atoms, potential, reporters: Iterable = (), **kwargs) -> "Simulation":
-        """Build a simulation for ``atoms`` (same systems as the run that wrote ``path``) and resume it."""
-        data = torch.load(path, map_location="cpu", weights_only=True)
+    def from_checkpoint(
+        cls, path, atoms, potential, reporters: Iterable = (), expected: dict | None = None, **kwargs
+    ) -> "Simulation":
+        """Build a simulation for ``atoms`` (same systems as the run that wrote ``path``) and resume it.
+
+        Args:
+            expected: the settings the caller asked for, checked against the checkpoint's:
+                ``integrator`` (keys of an integrator's ``config()``: ensemble, timestep_fs, ...),
+                ``skin`` (Å), ``seed``; a key that is absent or None, or that the checkpoint's
+                integrator does not have, is not checked.
+
+        Raises:
+            ValueError: naming every setting that differs, or another potential (see
+                :meth:`load_checkpoint`).
+        """
+        data = _read_checkpoint(path)
         cfg = data["integrator"]
+        changes = _changed_settings(data, expected or {})
+        if changes:
+            raise ValueError(f"--resume: the settings differ from those in {path}: {'; '.join(changes)}")
         sim = cls(
             atoms,
             potential,
@@ -566,10 +675,39 @@ class Simulation:
             seed=data["seed"],
             reporters=reporters,
             skin=data.get("skin", 1.0),
+            **{k: cfg[k] for k in NPT_OPTIONS if k in cfg},
             **kwargs,
         )
         sim.load_checkpoint(data)
         return sim
+
+
+def _read_checkpoint(path) -> dict:
+    """``torch.load(weights_only=True)`` of an MD checkpoint, a truncated or foreign file as ValueError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch raises several types for truncated files
+        raise ValueError(f"{path}: not a readable MD checkpoint (truncated or corrupt): {type(error).__name__}") from None
+
+
+def _changed_settings(data: dict, expected: dict) -> list[str]:
+    """``"name: X in the checkpoint, now Y"`` for each expected setting that differs from the checkpoint's."""
+    saved = {**{f"integrator.{k}": v for k, v in data["integrator"].items()}, "skin": data.get("skin"), "seed": data.get("seed")}
+    wanted = {f"integrator.{k}": v for k, v in (expected.get("integrator") or {}).items()}
+    wanted.update({k: expected.get(k) for k in ("skin", "seed")})
+    changes = []
+    for name, value in wanted.items():
+        if value is None or name not in saved:  # e.g. the initial temperature of an NVE run: not a setting of it
+            continue
+        old = saved[name]
+        if value == old:
+            continue
+        if isinstance(value, (int, float)) and isinstance(old, (int, float)) and math.isclose(value, old, rel_tol=1e-12):
+            continue
+        changes.append(f"{name.removeprefix('integrator.')}: {old!r} in the checkpoint, now {value!r}")
+    return changes
 
 
 def simulate(
@@ -583,6 +721,10 @@ def simulate(
     seed: int | None = None,
     reporters: Iterable = (),
     skin: float = 1.0,
+    min_distance_fraction: float | None = MIN_DISTANCE_FRACTION,
+    pressure_GPa: float | None = None,
+    barostat_time_fs: float | None = None,
+    **barostat_options,
 ) -> ase.Atoms | list[ase.Atoms]:
     """Run MD and return the final structure(s), with momenta set; ``atoms`` is not modified.
 
@@ -600,6 +742,13 @@ def simulate(
         seed: random seed (initial momenta and thermostat noise).
         reporters: reporters from :mod:`mlpot.dynamics.reporters`.
         skin: neighbour-list skin, Å.
+        min_distance_fraction: stop with :class:`CloseContactError` when two atoms come closer
+            than this fraction of their element pair's shortest distance in the model's training
+            data; None turns the check off (see :class:`Simulation`).
+        pressure_GPa, barostat_time_fs, barostat_options: for ``ensemble="npt"`` only: target
+            pressure (GPa, default 0), τ_p (fs, default 500) and ``compressibility_per_GPa``,
+            ``thermostat`` ("langevin" or "bussi"), ``anisotropic`` (see
+            :class:`mlpot.dynamics.barostat.StochasticCellRescaling`).
 
     Returns:
         The final ``ase.Atoms`` (a list for a list input) with positions, momenta and a
@@ -615,6 +764,10 @@ def simulate(
         seed=seed,
         reporters=reporters,
         skin=skin,
+        min_distance_fraction=min_distance_fraction,
+        pressure_GPa=pressure_GPa,
+        barostat_time_fs=barostat_time_fs,
+        **barostat_options,
     )
     sim.run(steps)
     final = sim.atoms()

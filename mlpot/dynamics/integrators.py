@@ -55,12 +55,10 @@ __all__ = [
     "kinetic_energy",
     "temperature",
     "health_measures",
-    "degrees_of_freedom",
-    "maxwell_boltzmann_momenta",
 ]
 
 #: Ensemble names accepted by :func:`make_integrator` (and ``simulate``/``mlpot md``).
-ENSEMBLES = ("nve", "langevin", "bussi")
+ENSEMBLES = ("nve", "langevin", "bussi", "npt")
 
 #: Default friction (Langevin) and inverse time constant (Bussi), 1/fs: a 100 fs relaxation time.
 DEFAULT_FRICTION_PER_FS = 0.01
@@ -142,11 +140,19 @@ def temperature(state: MDState, kinetic: Tensor | None = None) -> Tensor:
 
 
 def health_measures(
-    momenta: Tensor, forces: Tensor, energy: Tensor, inverse_masses: Tensor, inverse_dof_kB: Tensor, batch: Tensor
+    positions: Tensor,
+    momenta: Tensor,
+    forces: Tensor,
+    energy: Tensor,
+    inverse_masses: Tensor,
+    inverse_dof_kB: Tensor,
+    batch: Tensor,
 ) -> Tensor:
     """What the engine checks after every step, in one tensor (so that one host sync reads it).
 
     Args:
+        positions: [n, 3] Å (checked for being finite: a model evaluated on a reused neighbour
+            list can return a finite energy for a NaN atom, whose edges all fail the cutoff test).
         momenta: [n, 3] amu·Å/(ASE time).
         forces: [n, 3] eV/Å.
         energy: [n_systems] eV.
@@ -155,48 +161,18 @@ def health_measures(
         batch: [n] int64 system index.
 
     Returns:
-        [3]: max_i |F_i|² (eV²/Å²), max over systems of the kinetic temperature (K), Σ energy (eV).
+        [4]: max_i |F_i|² (eV²/Å²), max over systems of the kinetic temperature (K), Σ energy (eV),
+        max |R| (Å; NaN or infinite when any position is).
     """
     twice_kinetic = _per_system(momenta.square().sum(dim=1) * inverse_masses, batch, inverse_dof_kB.shape[0])
     return torch.stack(
-        (forces.square().sum(dim=1).max(), (twice_kinetic * inverse_dof_kB).max(), energy.sum())
+        (
+            forces.square().sum(dim=1).max(),
+            (twice_kinetic * inverse_dof_kB).max(),
+            energy.sum(),
+            positions.abs().max(),
+        )
     )
-
-
-def degrees_of_freedom(n_atoms_per_system: Tensor, momentum_conserved: bool) -> Tensor:
-    """N_dof per system: 3N − 3 when the total momentum is a constant of motion (kept at zero), else 3N.
-
-    Args:
-        n_atoms_per_system: [n_systems] int.
-        momentum_conserved: True for NVE and Bussi (both keep the zero total momentum of a
-            translation-invariant potential), False for Langevin (the friction and noise act on
-            every atom, so the centre of mass is thermalised too).
-    """
-    n = n_atoms_per_system.to(torch.float64)
-    return (3.0 * n - 3.0).clamp(min=0.0) if momentum_conserved else 3.0 * n
-
-
-def maxwell_boltzmann_momenta(
-    masses: Tensor, batch: Tensor, n_systems: int, temperature_K: float, generator: torch.Generator
-) -> Tensor:
-    """Momenta drawn from the Maxwell–Boltzmann distribution, with zero total momentum per system.
-
-    Args:
-        masses: [n] amu.
-        batch: [n] int64 system index.
-        n_systems: number of systems.
-        temperature_K: temperature, K.
-        generator: the random generator (reproducible from its seed).
-
-    Returns:
-        [n, 3] momenta, amu·Å/(ASE time). The expected kinetic energy is (3N − 3)/2 k_B T per system.
-    """
-    kT = KB_EV_PER_K * temperature_K
-    noise = torch.randn(masses.shape[0], 3, dtype=masses.dtype, device=masses.device, generator=generator)
-    momenta = noise * torch.sqrt(masses * kT)[:, None]
-    total_p = torch.zeros(n_systems, 3, dtype=masses.dtype, device=masses.device).index_add_(0, batch, momenta)
-    total_m = torch.zeros(n_systems, dtype=masses.dtype, device=masses.device).index_add_(0, batch, masses)
-    return momenta - masses[:, None] * (total_p / total_m[:, None])[batch]
 
 
 # --- splitting pieces (in place) ------------------------------------------------------------
@@ -424,10 +400,24 @@ class BussiThermostat(_Thermostat):
 
 
 def make_integrator(
-    ensemble: str, timestep_fs: float, temperature_K: float | None = None, friction_per_fs: float | None = None
+    ensemble: str,
+    timestep_fs: float,
+    temperature_K: float | None = None,
+    friction_per_fs: float | None = None,
+    **npt_options,
 ) -> Integrator:
-    """Return the integrator for ``ensemble`` ("nve", "langevin" or "bussi")."""
+    """Return the integrator for ``ensemble`` ("nve", "langevin", "bussi" or "npt").
+
+    ``npt_options`` (pressure_GPa, barostat_time_fs, compressibility_per_GPa, thermostat, anisotropic) go to
+    :class:`mlpot.dynamics.barostat.StochasticCellRescaling` and are refused for the other ensembles.
+    """
     name = str(ensemble).lower()
+    if name == "npt":
+        from mlpot.dynamics.barostat import StochasticCellRescaling
+
+        return StochasticCellRescaling(timestep_fs, temperature_K, friction_per_fs, **npt_options)
+    if npt_options:
+        raise ValueError(f"{', '.join(sorted(npt_options))} only apply to ensemble 'npt', not {ensemble!r}")
     if name == "nve":
         return VelocityVerlet(timestep_fs)
     if name in ("langevin", "nvt", "baoab"):

@@ -15,7 +15,7 @@ last good one.
 * :class:`TrajectoryWriter` — extxyz (``.xyz``/``.extxyz``) or ASE ``.traj``; readable by ``ase.io.read``.
 * :class:`CheckpointWriter` — atomic checkpoints for bit-for-bit restart (and a final one on close).
 * :class:`ThermoRecorder` — the same numbers as ThermoLog, kept in memory as arrays (for analysis).
-* :class:`ProgressBar` — a tqdm bar with steps/s and the temperature.
+* :class:`ProgressBar` — progress with steps/s and the temperature (a bar on a terminal, plain lines in a log).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from mlpot.progress import progress
 
 __all__ = ["Reporter", "ThermoLog", "TrajectoryWriter", "CheckpointWriter", "ThermoRecorder", "ProgressBar"]
 
@@ -242,31 +244,37 @@ class ThermoRecorder(Reporter):
 
 
 class ProgressBar(Reporter):
-    """A tqdm progress bar (steps/s from tqdm's rate) with the temperature every ``interval`` steps."""
+    """Progress of a run with the temperature, every ``interval`` steps, through
+    :func:`mlpot.progress.progress`: a bar on a terminal, a plain line every 5% in a log.
 
-    def __init__(self, total_steps: int, interval: int = 10, **tqdm_kwargs):
+    Args:
+        total_steps: the step the run ends at (a resumed run starts part of the way).
+        interval: steps between updates.
+        desc: a label printed before the bar or each line.
+        stream: where to write (default: standard error).
+    """
+
+    def __init__(self, total_steps: int, interval: int = 10, desc: str = "MD", stream=None):
         super().__init__(interval)
         self.total_steps = int(total_steps)
-        self.tqdm_kwargs = tqdm_kwargs
+        self.desc = desc
+        self.stream = stream
         self.bar = None
 
     def start(self, sim) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(
-            total=self.total_steps, initial=sim.state.step, unit="step", dynamic_ncols=True, **self.tqdm_kwargs
-        )
+        self.bar = progress(total=self.total_steps, desc=self.desc, unit="step", stream=self.stream, initial=sim.state.step)
         self._last = sim.state.step
+
+    def _temperature(self, sim) -> str:
+        temperatures = sim.observables()["T_K"]
+        return f"{temperatures[0]:.1f}" if temperatures.size == 1 else f"{temperatures.mean():.1f} (mean)"
 
     def report(self, sim) -> None:
         if self.bar is None:
             return
         step = sim.state.step
-        self.bar.update(step - self._last)
+        self.bar.update(step - self._last, T_K=self._temperature(sim))
         self._last = step
-        temperatures = sim.observables()["T_K"]
-        label = f"{temperatures[0]:.1f}" if temperatures.size == 1 else f"{temperatures.mean():.1f} (mean)"
-        self.bar.set_postfix_str(f"T={label} K", refresh=False)
 
     def close(self, sim) -> None:
         if self.bar is not None:

@@ -9,13 +9,19 @@
 * :mod:`~mlpot.hamiltonian.systems` — mass-spring, pendulum, two-body and Duffing data.
 * :mod:`~mlpot.hamiltonian.training` — the loss and batches for :func:`mlpot.training.loop.fit`.
 * :mod:`~mlpot.hamiltonian.experiments` — the classic benchmark and ``mlpot hnn SYSTEM``.
+* :mod:`~mlpot.hamiltonian.discovery` — symbolic H from trajectories (:func:`discover`).
+* :mod:`~mlpot.hamiltonian.koopman` — Koopman spectra by EDMD (:func:`edmd`).
+* :mod:`~mlpot.hamiltonian.afm` — the AFM cantilever: DMT ground truth, a port-Hamiltonian model,
+  quality factor, resonance curves and frequency shift.
 
 States are z = (q, p) of shape [batch, 2*dim]; see :mod:`mlpot.hamiltonian.state` and
 ``docs/hamiltonian.md``.
 """
 
-from mlpot.hamiltonian import integrators
+from mlpot.hamiltonian import afm, discovery, integrators, koopman
+from mlpot.hamiltonian.discovery import discover
 from mlpot.hamiltonian.hnn import HNN, NeuralODEBaseline
+from mlpot.hamiltonian.koopman import edmd
 from mlpot.hamiltonian.port import DampedOscillatorNN, PortHamiltonianNN
 from mlpot.hamiltonian.state import symplectic_matrix
 from mlpot.hamiltonian.systems import SYSTEMS, Duffing, MassSpring, Pendulum, TrajectoryData, TwoBody, get_system
@@ -27,6 +33,11 @@ __all__ = [
     "PortHamiltonianNN",
     "DampedOscillatorNN",
     "integrators",
+    "afm",
+    "discovery",
+    "koopman",
+    "discover",
+    "edmd",
     "symplectic_matrix",
     "SYSTEMS",
     "get_system",

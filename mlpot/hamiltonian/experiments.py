@@ -44,23 +44,10 @@ __all__ = [
     "settings_for",
     "run_conservative",
     "run_duffing",
-    "format_table",
-    "PAPER_TABLE1",
     "CONSERVATIVE_SYSTEMS",
 ]
 
 CONSERVATIVE_SYSTEMS = ("mass-spring", "pendulum", "two-body")
-
-#: Table 1 of Greydanus et al. (2019) as we remember it (mean ± s.d. over seeds). APPROXIMATE:
-#: quoted from memory, not re-checked against the paper; the units are those of the paper's
-#: columns (×10⁻³ for the 1-D systems, ×10⁻⁶ for two-body).
-PAPER_TABLE1 = {
-    "note": "approximate, quoted from memory of Table 1 of Greydanus, Dzamba & Yosinski (NeurIPS 2019)",
-    "mass-spring": {"scale": 1e-3, "test_loss": {"baseline": 37, "hnn": 37}, "energy_mse": {"baseline": 170, "hnn": 0.38}},
-    "pendulum": {"scale": 1e-3, "test_loss": {"baseline": 33, "hnn": 35}, "energy_mse": {"baseline": 42, "hnn": 25}},
-    "two-body": {"scale": 1e-6, "test_loss": {"baseline": 30, "hnn": 3.2}, "energy_mse": {"baseline": 6.3e4, "hnn": 39}},
-}
-
 
 @dataclass
 class RunSettings:
@@ -294,29 +281,6 @@ def run_duffing(driven: bool = False, settings: RunSettings | None = None, *, qu
 
 
 # --- reporting -----------------------------------------------------------------------------------
-
-
-def _fmt(x: float) -> str:
-    return "inf" if not math.isfinite(x) else f"{x:.2e}"
-
-
-def format_table(results: dict) -> str:
-    """A text table of the conservative benchmark, our numbers next to the paper's (approximate)."""
-    lines = [
-        "system        model     test loss   energy MSE       energy MSE      energy MSE         | paper (approx.)",
-        "                                    RK4, t<=20       RK4, long       midpoint, long     | test loss / energy",
-    ]
-    for name in CONSERVATIVE_SYSTEMS:
-        if name not in results:
-            continue
-        r, paper = results[name], PAPER_TABLE1[name]
-        for label in ("baseline", "hnn"):
-            m = r[label]
-            ref = (f"{paper['test_loss'][label] * paper['scale']:.2e} / "
-                   f"{paper['energy_mse'][label] * paper['scale']:.2e}")
-            lines.append(f"{name:13s} {label:9s} {_fmt(m['test_loss']):11s} {_fmt(m['energy_mse_rk4_paper_horizon']):16s} "
-                         f"{_fmt(m['energy_mse_rk4_long']):15s} {_fmt(m['energy_mse_midpoint_long']):18s} | {ref}")
-    return "\n".join(lines)
 
 
 def write_json(results: dict, path: str | Path) -> Path:

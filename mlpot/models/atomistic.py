@@ -37,6 +37,7 @@ from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
+from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
 
 CHIRALITY_MODES = ("even", "augment", "free")
 
@@ -237,6 +238,9 @@ class DescriptorModel(Potential):
         hidden: hidden widths of the per-element MLPs.
         dtype: parameter dtype, ``torch.float64`` or ``torch.float32`` (or their names).
         seed: seed of the weight initialisation (None: torch's global RNG).
+        repulsion: ``None`` or ``"zbl"``: add the ZBL screened nuclear repulsion as a fixed
+            short-range prior (:mod:`mlpot.models.repulsion`), so that close contacts cost
+            energy whatever the network does there.
     """
 
     #: Whether evaluation goes through the compiled first-order pass (:meth:`compile`).
@@ -256,8 +260,11 @@ class DescriptorModel(Potential):
         hidden: Sequence[int] = (64, 64),
         dtype: torch.dtype | str = torch.float64,
         seed: int | None = None,
+        repulsion: str | None = None,
     ):
         super().__init__()
+        if repulsion not in REPULSIONS:
+            raise ValueError(f"repulsion must be one of {REPULSIONS}, got {repulsion!r}")
         if chirality not in CHIRALITY_MODES:
             raise ValueError(f"chirality must be one of {CHIRALITY_MODES}, got {chirality!r}")
         if not cutoff > 0:
@@ -277,7 +284,9 @@ class DescriptorModel(Potential):
             "bispectrum_l_max": int(bispectrum_l_max),
             "species_channels": bool(species_channels),
             "hidden": [int(h) for h in hidden],
+            "repulsion": repulsion,
         }
+        self.repulsion = ZBLRepulsion(cutoff) if repulsion == "zbl" else None
         generator_state = None
         if seed is not None:
             generator_state = torch.random.get_rng_state()
@@ -371,7 +380,10 @@ class DescriptorModel(Potential):
     ) -> Tensor:
         species = self.species(data[K.NUMBERS])
         scalars, pseudo = self.descriptor(vectors, edge_index, species, training=training)
-        return self.energies_from_descriptors(scalars, pseudo, species, training=training)
+        energies = self.energies_from_descriptors(scalars, pseudo, species, training=training)
+        if self.repulsion is not None:
+            energies = energies + self.repulsion(vectors, edge_index, data[K.NUMBERS], with_gradient=False)[0]
+        return energies
 
     def edge_gradients(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, with_gradient: bool
@@ -386,6 +398,7 @@ class DescriptorModel(Potential):
         """
         species = self.species(data[K.NUMBERS])
         n_atoms, n_edges = species.shape[0], edge_index.shape[1]
+        prior = None if self.repulsion is None else self.repulsion(vectors, edge_index, data[K.NUMBERS], with_gradient)
         order = _order_by_centre(edge_index)
         if order is not None:
             vectors, edge_index = vectors.index_select(0, order), edge_index[:, order]
@@ -410,11 +423,15 @@ class DescriptorModel(Potential):
             energies.append(energy)
             gradients.append(gradient)
         energy = torch.cat(energies) if len(energies) > 1 else energies[0]
+        if prior is not None:
+            energy = energy + prior[0]
         if not with_gradient:
             return energy, None
         gradient = torch.cat(gradients) if len(gradients) > 1 else gradients[0]
         if order is not None:  # back to the caller's edge order
             gradient = torch.empty_like(gradient).index_copy_(0, order, gradient)
+        if prior is not None:
+            gradient = gradient + prior[1]
         return energy, gradient
 
     def energies_from_descriptors(self, scalars: Tensor, pseudo: Tensor, species: Tensor, training: bool = True) -> Tensor:
@@ -491,7 +508,7 @@ class DescriptorModel(Potential):
         return FixedTopology(
             DescriptorModel.energy_and_forces,
             self,
-            (edge_index, shift_vectors, species, tables, layout, batch, n_systems),
+            (edge_index, shift_vectors, species, tables, layout, batch, n_systems, data[K.NUMBERS]),
             compiler=_compiled if self.compiled else None,
         )
 
@@ -505,12 +522,17 @@ class DescriptorModel(Potential):
         layout: tuple[Tensor | None, int],
         batch: Tensor,
         n_systems: int,
+        numbers: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, in one pass over prepared edges
         (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3]), then
-        :meth:`first_order_pass` and :func:`~mlpot.models.potential.forces_from_edge_gradients`."""
+        :meth:`first_order_pass` and :func:`~mlpot.models.potential.forces_from_edge_gradients`;
+        ``numbers`` [n_atoms] are the atomic numbers (for the repulsion prior)."""
         vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
         energies, gradient = self.first_order_pass(vectors, species, tables, layout, True)
+        if self.repulsion is not None:
+            prior_energies, prior_gradient = self.repulsion(vectors, edge_index, numbers)
+            energies, gradient = energies + prior_energies, gradient + prior_gradient
         if n_systems == 1:  # a plain sum: inductor fails to compile a scatter into one element
             energy = energies.sum().reshape(1)
         else:

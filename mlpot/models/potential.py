@@ -51,6 +51,18 @@ def edge_vectors(positions: Tensor, edge_index: Tensor, edge_shift: Tensor, cell
     return vectors
 
 
+def require_finite(positions: Tensor, cell: Tensor | None = None) -> None:
+    """Raise ValueError naming the atoms (or the cell) when positions [n, 3] or cell [S, 3, 3]
+    hold NaN or infinity. Checked at every evaluation: a cached neighbour list would otherwise
+    drop a NaN atom's edges (a NaN distance fails every "within the cutoff" test) and return a
+    finite energy for a broken structure."""
+    if not bool(torch.isfinite(positions).all()):
+        bad = torch.nonzero(~torch.isfinite(positions).all(dim=1)).flatten()[:10].tolist()
+        raise ValueError(f"positions of atoms {bad} are NaN or infinite")
+    if cell is not None and not bool(torch.isfinite(cell).all()):
+        raise ValueError("the cell holds NaN or infinite entries")
+
+
 def forces_from_edge_gradients(gradient: Tensor, edge_index: Tensor, positions: Tensor) -> Tensor:
     """Forces [n_atoms, 3], eV/Å, from g_ij = ∂E/∂r_ij [E, 3]: with r_ij = R_j − R_i + S·cell,
     −∂E/∂R_k = Σ_{i=k} g_ij − Σ_{j=k} g_ij. ``positions`` [n_atoms, 3] gives shape and dtype."""
@@ -167,6 +179,7 @@ class Potential(nn.Module):
             batch = torch.zeros(positions.shape[0], dtype=torch.int64, device=positions.device)
         pbc = data.get(K.PBC)
         cell = data[K.CELL].to(self.dtype) if pbc is not None and bool(pbc.any()) else None
+        require_finite(positions, cell)
         return positions, batch, count_systems(data, batch), cell
 
     def _edges(self, data: dict[str, Tensor], positions: Tensor, cell: Tensor | None, batch: Tensor) -> tuple[Tensor, Tensor]:

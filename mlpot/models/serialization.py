@@ -5,20 +5,26 @@ A model file is a ``torch.save`` archive holding only strings and tensors::
     {"format": "mlpot-model", "format_version": 1, "class": "DescriptorModel",
      "config": "<JSON>", "metadata": "<JSON>", "state_dict": {name: tensor}}
 
+plus ``"training_min_distances": "<JSON>"`` when the model records the shortest interatomic
+distance per element pair of its training data (files without it load with None).
+
 It is read with ``torch.load(..., weights_only=True)``, which refuses any pickled object, so a
-malicious file cannot execute code. Files are written atomically (temporary file, then
-rename), so an interrupted save never leaves a half-written model behind.
+malicious file cannot execute code. Files are written through :func:`mlpot.files.atomic_write`
+(temporary file in the same folder, fsync, rename, fsync of the folder), so an interrupted save
+or a full disk never leaves a half-written model behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mlpot.files import atomic_torch_save
 
 FORMAT = "mlpot-model"
 FORMAT_VERSION = 1
@@ -51,22 +57,32 @@ def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None 
         "metadata": json.dumps(metadata or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    distances = getattr(model, "training_min_distances", None)
+    if distances is not None:
+        payload["training_min_distances"] = json.dumps({str(k): float(v) for k, v in distances.items()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(payload, path)
     return path
 
 
-def atomic_torch_save(payload: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (hex) of a model's class, ``config()`` and weights: equal exactly for identical models.
+
+    Used by resumed runs (training and MD) to check that they continue with the model that wrote
+    the checkpoint. An ASE calculator (no weights) is hashed by its class and parameters.
+    """
+    digest = hashlib.sha256(type(model).__name__.encode())
+    if isinstance(model, nn.Module):
+        config = model.config() if callable(getattr(model, "config", None)) else {}
+    else:  # an ASE calculator: its parameters dict is the config
+        config = dict(getattr(model, "parameters", {}) or {})
+    digest.update(json.dumps(config, sort_keys=True, default=repr).encode())
+    if isinstance(model, nn.Module):
+        for name, tensor in sorted(model.state_dict().items()):
+            value = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{value.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
 
 
 def _read_payload(path: str | os.PathLike) -> dict:
@@ -113,5 +129,15 @@ def load_model(path: str | os.PathLike) -> nn.Module:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not match the saved config: {str(error).splitlines()[0]}") from None
+    distances = payload.get("training_min_distances")
+    set_training_min_distances(model, json.loads(distances) if distances else None)
     model.eval()
     return model
+
+
+def set_training_min_distances(model: nn.Module, distances: dict[str, float] | None) -> None:
+    """Set ``training_min_distances`` (Å, keys like ``"H-O"``) on a model and on each committee member."""
+    value = None if distances is None else {str(k): float(v) for k, v in distances.items()}
+    model.training_min_distances = value
+    for member in getattr(model, "members", []):
+        member.training_min_distances = None if value is None else dict(value)

@@ -17,7 +17,7 @@ from torch import Tensor
 from mlpot.data import collate
 from mlpot.data import keys as K
 
-__all__ = ["INPUT_KEYS", "LABEL_ORDER", "mask_key", "add_label_masks", "StructureBatches"]
+__all__ = ["INPUT_KEYS", "LABEL_ORDER", "mask_key", "add_label_masks", "select_systems", "StructureBatches"]
 
 #: Keys a potential reads; everything else in a training batch is a label or a mask.
 INPUT_KEYS = (K.POSITIONS, K.NUMBERS, K.BATCH, K.CELL, K.PBC, K.N_ATOMS, K.EDGE_INDEX, K.EDGE_SHIFT)
@@ -55,6 +55,36 @@ def add_label_masks(structures: Sequence[dict[str, Tensor]], labels: Sequence[st
                 d[label] = torch.zeros(shapes[label], dtype=dtype)
             d[mask_key(label)] = torch.full(mask_shapes[label], has, dtype=torch.bool)
         out.append(d)
+    return out
+
+
+def select_systems(batch: dict[str, Tensor], systems: Tensor) -> dict[str, Tensor]:
+    """The input keys of the systems ``systems`` of a collated batch, as a batch of their own.
+
+    Args:
+        batch: collated AtomicData (with ``edge_index``/``edge_shift``).
+        systems: [n_selected] int64 system indices, ascending.
+
+    Returns:
+        A new batch of :data:`INPUT_KEYS` (atoms renumbered, ``batch`` 0..n_selected-1).
+    """
+    atom_system = batch[K.BATCH]
+    keep_atom = torch.isin(atom_system, systems)
+    new_index = torch.cumsum(keep_atom.to(torch.int64), 0) - 1  # old atom index -> new one
+    new_system = torch.full((int(batch[K.N_ATOMS].shape[0]),), -1, dtype=torch.int64, device=systems.device)
+    new_system[systems] = torch.arange(systems.numel(), device=systems.device)
+    out = {
+        K.POSITIONS: batch[K.POSITIONS][keep_atom],
+        K.NUMBERS: batch[K.NUMBERS][keep_atom],
+        K.BATCH: new_system[atom_system[keep_atom]],
+    }
+    for key in (K.CELL, K.PBC, K.N_ATOMS):
+        if key in batch:
+            out[key] = batch[key][systems]
+    if K.EDGE_INDEX in batch:
+        keep_edge = keep_atom[batch[K.EDGE_INDEX][0]]
+        out[K.EDGE_INDEX] = new_index[batch[K.EDGE_INDEX][:, keep_edge]]
+        out[K.EDGE_SHIFT] = batch[K.EDGE_SHIFT][keep_edge]
     return out
 
 

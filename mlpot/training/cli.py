@@ -1,8 +1,11 @@
 """``mlpot train`` and ``mlpot eval``.
 
-``mlpot train CONFIG.yaml [--set section.key=value ...] [--resume] [--ensemble K]`` validates the
-YAML into :class:`~mlpot.training.config.TrainConfig` and runs :func:`mlpot.training.trainer.train`.
-Under ``torchrun --nproc_per_node=N -m mlpot.cli train ...`` it trains with DDP.
+``mlpot train CONFIG.yaml [--set section.key=value ...] [--resume | --overwrite] [--ensemble K]``
+validates the YAML into :class:`~mlpot.training.config.TrainConfig` and runs
+:func:`mlpot.training.trainer.train`. Under ``torchrun --nproc_per_node=N -m mlpot.cli train ...``
+it trains with DDP. An output folder that holds checkpoints needs ``--resume`` (continue; the
+model and settings must be those of the checkpoint) or ``--overwrite`` (start again). Ctrl-C or
+SIGTERM writes a checkpoint and prints the command that resumes the run.
 
 ``mlpot eval MODEL DATA [--energy-unit U] [--json OUT.json] [--plot OUT.png]`` prints the MAE/RMSE
 table of a saved model on a dataset, and writes it as JSON and a parity plot. It evaluates in
@@ -30,7 +33,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML configuration file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set trainer.max_epochs=10")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in the output directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoints in the output directory (same model and settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the checkpoints of an earlier run in the output directory and start again")
+    p.add_argument("--allow-unusual-units", action="store_true",
+                   help="train although forces or energies look implausible for the units "
+                        "(same as --set data.allow_unusual_units=true)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="train K models with seeds seed..seed+K-1 (same as --set trainer.ensemble=K)")
     p.add_argument("--output", default=None, help="output directory (same as --set output=DIR)")
@@ -63,7 +72,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``mlpot train``."""
+    from mlpot.cli import resume_command
     from mlpot.training.config import load_config
+    from mlpot.training.loop import TrainingInterrupted
     from mlpot.training.trainer import train
 
     overrides = list(args.overrides)
@@ -71,12 +82,20 @@ def run_train(args: argparse.Namespace) -> int:
         overrides.append(f"trainer.ensemble={args.ensemble}")
     if args.output is not None:
         overrides.append(f"output={args.output}")
+    if args.allow_unusual_units:
+        overrides.append("data.allow_unusual_units=true")
     try:
         config = load_config(args.config, overrides)
     except (ValueError, FileNotFoundError) as exc:
         print(f"mlpot train: {exc}", file=sys.stderr)
         return 2
-    train(config, resume=True if args.resume else None)
+    try:
+        train(config, resume=True if args.resume else None, overwrite=args.overwrite)
+    except TrainingInterrupted as interrupt:
+        where = f"checkpoint written to {interrupt.checkpoint}; " if interrupt.checkpoint else ""
+        print(f"mlpot train: interrupted by signal {interrupt.signum}; {where}resume with: {resume_command(args)}",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -86,33 +105,26 @@ def run_eval(args: argparse.Namespace) -> int:
 
     import mlpot
     from mlpot.data.datasets import ReadReport, read_structures
+    from mlpot.files import atomic_write_text
     from mlpot.training.metrics import format_table
     from mlpot.training.trainer import evaluate
 
-    try:
-        model = mlpot.load_model(args.model)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"mlpot eval: {exc}", file=sys.stderr)
-        return 2
+    model = mlpot.load_model(args.model)  # a missing or unreadable file: one line from the mlpot command
     if args.dtype != "model":
         model = model.to(getattr(torch, args.dtype))
     report = ReadReport(args.data)
-    try:
-        structures = read_structures(
-            args.data, cutoff=float(model.cutoff), dtype=_model_dtype(model), report=report, format=args.format,
-            index=args.index, energy_unit=args.energy_unit, length_unit=args.length_unit,
-            energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"mlpot eval: {exc}", file=sys.stderr)
-        return 2
+    structures = read_structures(
+        args.data, cutoff=float(model.cutoff), dtype=_model_dtype(model), report=report, format=args.format,
+        index=args.index, energy_unit=args.energy_unit, length_unit=args.length_unit,
+        energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
+    )
     print(report.summary())
     metrics, predictions = evaluate(model, structures, args.batch_size, args.device, return_predictions=True)
     print(format_table(metrics))
     if args.json:
         payload = {"model": str(args.model), "data": str(args.data), "n_structures": len(structures),
                    "dtype": str(_model_dtype(model)).removeprefix("torch."), **metrics}
-        Path(args.json).write_text(json.dumps(payload, indent=1))
+        atomic_write_text(args.json, json.dumps(payload, indent=1))
     if args.plot:
         parity_plot(structures, predictions, args.plot, metrics)
     return 0

@@ -64,6 +64,11 @@ class DataConfig:
     npz_keys: dict[str, str] | None = _f(
         None, help="npz array names, e.g. {numbers: z, positions: R, energy: E, forces: F} (null: detected)."
     )
+    allow_unusual_units: bool = _f(
+        False,
+        help="Train although the labels look implausible for the units (median force per atom outside "
+        "0.1–15 eV/Å, or energies per atom spread by more than 10 eV/atom); same as `--allow-unusual-units`.",
+    )
 
 
 @dataclass
@@ -95,7 +100,11 @@ class TrainerConfig(LoopConfig):
     dtype: str = _f("float64", help="float64 or float32: dtype of the model and the data.")
     device: str = _f("auto", help="cpu, cuda, cuda:N or auto (cuda when available; under torchrun the local rank's GPU).")
     fit_statistics: bool = _f(True, help="Fit per-element reference energies and the force scale on the training set first.")
-    resume: bool = _f(False, help="Continue from OUTPUT/last.pt (or OUTPUT/member_K/last.pt) when it exists.")
+    resume: bool = _f(
+        False,
+        help="Continue from OUTPUT/last.pt (or OUTPUT/member_K/last.pt) when it exists; the model and the settings "
+        "must be those of the checkpoint (same as `--resume`).",
+    )
 
 
 @dataclass
@@ -122,7 +131,7 @@ _LOOP_HELP = {
     "grad_clip": "Gradient-norm clipping (null: none).",
     "patience": "Early stopping after this many epochs without a better validation loss (null: never).",
     "seed": "Seed of initialisation and shuffling (ensemble member k uses seed + k).",
-    "progress": "tqdm progress bar and one console line per epoch.",
+    "progress": "Progress output (a bar on a terminal, a plain line every 5% in a log) and one line per epoch.",
     "checkpoint_every": "Write last.pt (and best.pt, if the validation loss improved since) every this many epochs.",
     "min_lr_factor": "Final learning rate of the cosine schedule, as a fraction of lr.",
     "plateau_factor": "plateau schedule: factor applied to the learning rate ...",

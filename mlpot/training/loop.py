@@ -14,9 +14,11 @@ Design notes:
   epoch, the batches already seen are skipped, and the RNG state at the interruption is restored.
   This requires ``train_batches`` to be a deterministic function of the global RNG state, as a
   ``torch.utils.data.DataLoader`` (with or without ``shuffle``) or a plain list is.
-* **Plain checkpoints.** Checkpoints contain only tensors, numbers, strings, lists and dicts, are
-  written atomically (temporary file, fsync, ``os.replace``) and are loaded with
-  ``torch.load(weights_only=True)``: loading one never executes pickled code.
+* **Plain checkpoints** (:mod:`mlpot.training.checkpoints`). Checkpoints contain only tensors,
+  numbers, strings, lists and dicts, are written atomically (:mod:`mlpot.files`: temporary file,
+  fsync, rename, fsync of the folder) and are loaded with ``torch.load(weights_only=True)``:
+  loading one never executes pickled code. With ``settings``, a resumed run must have the model
+  (config and initial weights) and the settings of the run that wrote the checkpoint.
 * **Interruption.** SIGINT and SIGTERM set a flag; the loop finishes the optimiser step in flight,
   writes ``last.pt`` and raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``). A second
   signal aborts at once.
@@ -30,9 +32,9 @@ Design notes:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -44,10 +46,21 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LoopConfig", "FitResult", "TrainingInterrupted", "fit", "load_checkpoint", "CHECKPOINT_FORMAT"]
+from mlpot.files import atomic_write_text
+from mlpot.progress import progress as progress_reporter
+from mlpot.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    check_fingerprint,
+    fingerprint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from mlpot.training.ema import EMA, Swapped
 
-#: Version tag stored in every checkpoint written by :func:`fit`.
-CHECKPOINT_FORMAT = "mlpot.training.loop/1"
+__all__ = ["LoopConfig", "FitResult", "TrainingInterrupted", "fit", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 LossFn = Callable[[torch.nn.Module, Any, bool], "tuple[torch.Tensor, dict[str, float]]"]
 
@@ -81,7 +94,7 @@ class LoopConfig:
     patience: int | None = None
     #: Seed of torch, numpy and python RNGs at the start of a fresh run.
     seed: int = 0
-    #: Show a tqdm bar with the running loss and print one line per epoch.
+    #: Show progress (mlpot.progress: a bar on a terminal, plain lines in a log) and one line per epoch.
     progress: bool = True
     #: Write last.pt (and best.pt, if the monitored loss improved since) every this many epochs.
     checkpoint_every: int = 1
@@ -138,50 +151,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training interrupted by signal {signum}{where}")
 
 
-# --------------------------------------------------------------------------------------- RNG
-def _rng_state() -> dict[str, Any]:
-    """Every global RNG state as tensors and plain numbers (loadable with weights_only=True)."""
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    py_version, py_internal, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64).copy()),
-        "numpy_pos": int(np_pos),
-        "numpy_has_gauss": int(np_has_gauss),
-        "numpy_cached_gaussian": float(np_gauss),
-        "python_version": int(py_version),
-        "python_internal": torch.tensor(py_internal, dtype=torch.int64),
-        "python_gauss": py_gauss,
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(
-        (
-            "MT19937",
-            state["numpy_keys"].numpy().astype(np.uint32),
-            int(state["numpy_pos"]),
-            int(state["numpy_has_gauss"]),
-            float(state["numpy_cached_gaussian"]),
-        )
-    )
-    random.setstate(
-        (int(state["python_version"]), tuple(int(v) for v in state["python_internal"].tolist()), state["python_gauss"])
-    )
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 # --------------------------------------------------------------------------------------- DDP
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel (or DataParallel) wrapper."""
@@ -222,57 +191,6 @@ def _any_rank(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
-# --------------------------------------------------------------------------------------- EMA
-class _EMA:
-    """Exponential moving average of the parameters; buffers are copied, not averaged.
-
-    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates, so that the
-    average is not dominated by the random initial weights in short runs.
-    """
-
-    def __init__(self, module: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        self._params = dict(module.named_parameters())
-
-    @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
-        for k, v in module.state_dict().items():
-            s = self.shadow[k]
-            if k in self._params and torch.is_floating_point(v):
-                s.mul_(d).add_(v.detach(), alpha=1.0 - d)
-            else:
-                s.copy_(v)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"num_updates": self.num_updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.num_updates = int(state["num_updates"])
-        for k, v in state["shadow"].items():
-            self.shadow[k].copy_(v)
-
-
-class _Swapped:
-    """Context manager: load ``weights`` into ``module``, restore the originals on exit, exactly."""
-
-    def __init__(self, module: torch.nn.Module, weights: dict[str, torch.Tensor] | None):
-        self.module, self.weights, self.saved = module, weights, None
-
-    def __enter__(self) -> torch.nn.Module:
-        if self.weights is not None:
-            self.saved = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.module.load_state_dict(self.weights)
-        return self.module
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is not None:
-            self.module.load_state_dict(self.saved)
-
-
 # --------------------------------------------------------------------------------------- schedule
 def _lr_factor(config: LoopConfig, t: float, plateau_scale: float, elapsed_s: float = 0.0) -> float:
     """Learning-rate multiplier at fractional epoch t (t = 1 at the end of the first epoch), after
@@ -296,33 +214,7 @@ def _lr_factor(config: LoopConfig, t: float, plateau_scale: float, elapsed_s: fl
     return warm * f
 
 
-# --------------------------------------------------------------------------------------- checkpoints
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (``torch.load(weights_only=True)``, on CPU).
-
-    ``last.pt`` is the state to resume from. ``best.pt`` is written together with ``last.pt``
-    whenever the monitored loss improved since the previous write; its ``best_weights`` are the
-    evaluation (EMA) weights of the best epoch ``best_epoch``.
-
-    Keys: ``format``, ``epoch`` (completed epochs), ``batch_in_epoch``, ``model`` (state dict),
-    ``optimizer``, ``scheduler``, ``ema``, ``rng``, ``best_weights``, ``best_val_loss``,
-    ``best_epoch``, ``history``, ``config``, ``finished``.
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a checkpoint written by mlpot.training.loop.fit ({CHECKPOINT_FORMAT})")
-    return state
-
-
+# --------------------------------------------------------------------------------------- metrics CSV
 class _CsvLog:
     """The metrics CSV: rewritten from the history when opened (so it matches a resumed run),
     then one appended row per epoch (rewritten only if a new column appears)."""
@@ -335,14 +227,13 @@ class _CsvLog:
         self.columns = []
         for row in history:
             self.columns.extend(k for k in row if k not in self.columns)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
-            if self.columns:
-                writer.writeheader()
-            for row in history:
-                writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.columns)
+        if self.columns:
+            writer.writeheader()
+        for row in history:
+            writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        atomic_write_text(self.path, text.getvalue())
 
     def append(self, row: dict[str, float], history: list[dict[str, float]]) -> None:
         if not self.columns or any(k not in self.columns for k in row):
@@ -434,6 +325,7 @@ def fit(
     resume: bool = False,
     log_name: str = "metrics.csv",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` with AdamW on ``loss_fn`` over ``train_batches``.
 
@@ -454,6 +346,9 @@ def fit(
         log_name: file name of the metrics CSV inside ``output_dir``.
         on_epoch: called on rank 0 with each epoch's metrics row (the CSV's columns, plus
             ``max_epochs``) once the epoch has ended, e.g. to report progress now and then.
+        settings: the run's settings that a resumed run must share (plain data). When given, the
+            checkpoints store them with a hash of the model's config and initial weights, and
+            ``resume`` raises ``ValueError`` naming every difference. None: nothing is checked.
 
     Returns:
         :class:`FitResult`. On return ``model`` holds the evaluation weights (EMA if enabled) of the
@@ -462,6 +357,7 @@ def fit(
     Raises:
         TrainingInterrupted: after SIGINT/SIGTERM, once ``last.pt`` has been written.
         FloatingPointError: if the training loss becomes NaN or infinite.
+        ValueError: ``resume`` from a checkpoint of another model or other ``settings``.
     """
     config = LoopConfig() if config is None else config
     module = _unwrap(model)
@@ -474,7 +370,7 @@ def fit(
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    ema = _EMA(module, config.ema_decay) if config.ema_decay is not None else None
+    ema = EMA(module, config.ema_decay) if config.ema_decay is not None else None
 
     # elapsed_s: training time so far, kept across resumes (the "cosine_time" clock)
     sched = {"plateau_scale": 1.0, "plateau_best": math.inf, "plateau_bad": 0, "step": 0, "elapsed_s": 0.0}
@@ -484,8 +380,11 @@ def fit(
     rng_epoch_start = rng_now = None
     stopped = None
 
+    # The hash of the initial weights: a rebuilt run (same config, seed and data) has the same.
+    run_fingerprint = fingerprint(module, settings) if settings is not None else None
     if resume and last_path is not None and last_path.exists():
         ckpt = load_checkpoint(last_path)
+        check_fingerprint(ckpt.get("fingerprint"), run_fingerprint, last_path)
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt["ema"] is not None:
@@ -501,11 +400,11 @@ def fit(
         if stopped != "early_stopping":  # a larger max_epochs or a fresh time budget continues the run
             stopped = None
         if skip_batches == 0:
-            _set_rng_state(rng_now)
+            set_rng_state(rng_now)
         if rank == 0 and config.progress:
             print(f"resuming from {last_path}: epoch {start_epoch}, batch {skip_batches}")
     else:
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         if out is not None and rank == 0:
             for stale in (last_path, best_path, out / log_name):
                 if stale.exists():
@@ -526,7 +425,7 @@ def fit(
             "optimizer": optimizer.state_dict(),
             "scheduler": dict(sched),
             "ema": ema.state_dict() if ema is not None else None,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "rng_epoch_start": rng_start,
             "best_weights": best_weights,
             "best_val_loss": None if math.isinf(best_val) else best_val,
@@ -535,8 +434,9 @@ def fit(
             "history": history,
             "config": asdict(config),
             "finished": stopped,
+            "fingerprint": run_fingerprint,
         }
-        _save_atomic(state, path)
+        save_checkpoint(state, path)
 
     def finish() -> FitResult:
         final = best_weights if (val_batches is not None and best_weights is not None) else eval_weights()
@@ -555,11 +455,16 @@ def fit(
 
     n_batches = len(train_batches) if hasattr(train_batches, "__len__") else None
     t_start = clock = time.monotonic()
-    from tqdm import tqdm
 
     guard = _SignalGuard() if out is not None else None
     csv_log = _CsvLog(out / log_name, history) if out is not None and rank == 0 else None
     best_dirty = False  # best weights changed since best.pt was written
+    # One reporter for the whole run (mlpot.progress): a bar on a terminal, a plain line every 5%
+    # of the batches in a log, so a piped run never fills its log with bar redraws.
+    bar = progress_reporter(
+        total=n_batches * config.max_epochs if n_batches else None, desc="training", unit="batch",
+        enabled=config.progress and rank == 0, initial=start_epoch * (n_batches or 0) + skip_batches,
+    )
     try:
         if guard is not None:
             guard.__enter__()
@@ -570,25 +475,17 @@ def fit(
                 sched["elapsed_s"] = _all_mean({"s": sched["elapsed_s"] + t_epoch - clock})["s"]
                 clock = t_epoch
             if skip_batches and rng_epoch_start is not None:
-                _set_rng_state(rng_epoch_start)
-            rng_start = _rng_state()
+                set_rng_state(rng_epoch_start)
+            rng_start = rng_state()
             iterator = iter(train_batches)
             per_batch: list[dict[str, float]] = carried_metrics if skip_batches else []
             for _ in range(skip_batches):
                 next(iterator)
             if skip_batches and rng_now is not None:
-                _set_rng_state(rng_now)
+                set_rng_state(rng_now)
             first = skip_batches
             skip_batches, carried_metrics = 0, []
             model.train()
-            bar = tqdm(
-                total=n_batches,
-                initial=first,
-                desc=f"epoch {epoch + 1}/{config.max_epochs}",
-                leave=False,
-                disable=not config.progress or rank != 0,
-                dynamic_ncols=True,
-            )
             i = first - 1
             for i, batch in enumerate(iterator, start=first):
                 t = epoch + ((i + 1) / n_batches if n_batches else 0.0)
@@ -607,16 +504,13 @@ def fit(
                     ema.update(module)
                 sched["step"] += 1
                 per_batch.append({"loss": float(loss.detach()), **_as_floats(metrics)})
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean([m['loss'] for m in per_batch]):.4g}", lr=f"{lr:.2e}")
+                bar.update(1, epoch=epoch + 1, loss=f"{np.mean([m['loss'] for m in per_batch]):.4g}", lr=f"{lr:.2e}")
                 signalled = guard is not None and guard.signum is not None
                 if _any_rank(signalled):
-                    bar.close()
                     checkpoint(last_path, epoch, i + 1, per_batch, rng_start)
                     if best_dirty:
                         checkpoint(best_path, epoch, i + 1, per_batch, rng_start)
                     raise TrainingInterrupted(guard.signum or signal.SIGTERM, last_path if rank == 0 else None)
-            bar.close()
 
             losses = [m.pop("loss") for m in per_batch]
             train = {"loss": float(np.mean(losses)) if losses else math.nan, **_reduce(loss_fn, per_batch)}
@@ -624,7 +518,7 @@ def fit(
             row: dict[str, float] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
             row.update({f"train_{k}": v for k, v in train.items()})
             if val_batches is not None:
-                with _Swapped(module, eval_weights()) as m:
+                with Swapped(module, eval_weights()) as m:
                     val = _evaluate(m, loss_fn, val_batches)
                 row.update({f"val_{k}": v for k, v in val.items()})
                 monitored = val.get("loss", train["loss"])  # an empty validation set monitors training
@@ -662,7 +556,7 @@ def fit(
                     shown = {k: v for k, v in shown.items() if k in ("lr", "time_s") or k.endswith("loss") or "_mae_" in k}
                     shown = {k: v for k, v in shown.items() if not k.endswith("per_atom")}
                 text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
-                tqdm.write(f"epoch {epoch + 1:4d}  {text}{'  *' if improved else ''}")
+                bar.write(f"epoch {epoch + 1:4d}  {text}{'  *' if improved else ''}")
             if rank == 0 and on_epoch is not None:
                 on_epoch({**row, "max_epochs": config.max_epochs})
             signalled = _any_rank(guard is not None and guard.signum is not None)
@@ -680,6 +574,7 @@ def fit(
             if stopped:
                 break
     finally:
+        bar.close()
         if guard is not None:
             guard.__exit__()
     if stopped is None:  # max_epochs == start_epoch: nothing left to run

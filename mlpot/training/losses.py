@@ -9,6 +9,10 @@ read as eV per atom for the energy terms), the energy per atom and the stress ti
 atom, so every term is an energy per atom in units of σ. Means run only over structures/atoms
 that carry the label (masks from :mod:`mlpot.training.batching`).
 
+Stress exists only for fully periodic systems. A batch that mixes periodic structures carrying
+stress with clusters or slabs (which never carry it: the reader drops such labels) is evaluated
+twice: energy and forces on the whole batch, stress on the periodic structures that carry it.
+
 Under DDP the means are over the *global* batch: the counts are summed over ranks, so the
 averaged gradient equals that of a single process on the whole batch, whatever the shard sizes.
 """
@@ -21,7 +25,7 @@ import torch
 from torch import Tensor
 
 from mlpot.data import keys as K
-from mlpot.training.batching import INPUT_KEYS, mask_key
+from mlpot.training.batching import INPUT_KEYS, mask_key, select_systems
 from mlpot.training.metrics import ErrorSums
 
 __all__ = ["PotentialLoss"]
@@ -58,7 +62,19 @@ class PotentialLoss:
         """Loss and error sums of ``model`` on ``batch`` (see :class:`mlpot.training.metrics.ErrorSums`)."""
         inputs = {k: batch[k] for k in INPUT_KEYS if k in batch}
         has = {label: label in batch and bool(batch[mask_key(label)].any()) for label in (K.ENERGY, K.FORCES, K.STRESS)}
-        out = model(inputs, compute_forces=has[K.FORCES], compute_stress=has[K.STRESS], training=training)
+        stress_of = None  # the model's stress of the structures with a stress label
+        if has[K.STRESS] and not bool(batch[K.PBC].all()):
+            # Mixed batch: the model computes stress only for a batch of fully periodic systems.
+            out = model(inputs, compute_forces=has[K.FORCES], compute_stress=False, training=training)
+            labelled = torch.nonzero(batch[mask_key(K.STRESS)]).flatten()
+            if not bool(batch[K.PBC][labelled].all()):
+                raise ValueError("stress labels on structures that are not periodic along all three axes")
+            stress_of = model(select_systems(inputs, labelled), compute_forces=False, compute_stress=True,
+                              training=training)[K.STRESS]
+        else:
+            out = model(inputs, compute_forces=has[K.FORCES], compute_stress=has[K.STRESS], training=training)
+            if has[K.STRESS]:
+                stress_of = out[K.STRESS][batch[mask_key(K.STRESS)]]
         n_atoms = batch[K.N_ATOMS]
         sums = ErrorSums()
         zero = out[K.ENERGY].sum() * 0.0
@@ -84,7 +100,7 @@ class PotentialLoss:
             counts.append(0.0)
         if has[K.STRESS]:
             m = batch[mask_key(K.STRESS)]
-            err = (out[K.STRESS] - batch[K.STRESS].to(out[K.STRESS]))[m]
+            err = stress_of - batch[K.STRESS][m].to(stress_of)
             sums.add(stress_error=err)
             volume = torch.linalg.det(batch[K.CELL][m].to(err)).abs()
             per_atom = err * (volume / n_atoms[m].to(err))[:, None, None]

@@ -2,8 +2,12 @@
 
 :func:`train` runs a whole ``mlpot train`` configuration:
 
+0. refuse to start over the checkpoints of an earlier run in ``OUTPUT`` unless told to resume
+   or to overwrite them;
 1. read the training file (units converted to eV/Å), split it into train/validation by seed or
-   index file, and write the split to ``OUTPUT/split.json``;
+   index file, and write the split to ``OUTPUT/split.json``; check the training set
+   (:mod:`mlpot.training.data_checks`: labels, cutoff, units) and record the shortest distance
+   per element pair (``model.training_min_distances``);
 2. fit per-element reference energies (least squares on composition) and the force scale (RMS
    training force) on the training set, and fix them in the model before training;
 3. in ``chirality: augment`` mode add the mirror image of every training structure (same energy,
@@ -19,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,15 +34,21 @@ from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.data.datasets import ReadReport, load_split, read_structures, save_split, split_indices
-from mlpot.training.batching import INPUT_KEYS, StructureBatches, add_label_masks
+from mlpot.files import atomic_write_text
+from mlpot.training.batching import INPUT_KEYS, StructureBatches, add_label_masks, select_systems
+from mlpot.training.checkpoints import check_output_folder, without_keys
 from mlpot.training.config import TrainConfig, config_to_dict
+from mlpot.training.data_checks import check_cutoff, check_labels, check_units, training_min_distances
 from mlpot.training.distributed import DistInfo, barrier, init_distributed, resolve_device, wrap_model
 from mlpot.training.losses import PotentialLoss
 from mlpot.training.loop import FitResult, LoopConfig, fit
 from mlpot.training.metrics import ErrorSums, format_table
 
-#: Above this RMS training force (eV/Å) the trainer warns of a likely unit mistake.
-PLAUSIBLE_FORCE_RMS_EV_PER_A = 10.0
+#: Settings a resumed run may change (dotted config keys): budgets, device, output and reporting.
+RESUMABLE_SETTINGS = (
+    "data.test", "data.allow_unusual_units", "trainer.max_epochs", "trainer.max_minutes", "trainer.progress",
+    "trainer.resume", "trainer.device", "trainer.checkpoint_every", "trainer.val_batch_size", "output",
+)
 
 __all__ = [
     "TrainResult",
@@ -107,11 +116,16 @@ def prepare_data(config: TrainConfig, cutoff: float, dtype: torch.dtype = torch.
         split["seed"] = None
     else:
         split = split_indices(len(structures), d.n_train, d.n_val, seed=d.seed)
-    # neighbour lists only for the structures used
-    train = [with_neighbors(structures[i], cutoff) for i in split["train"]]
-    val = [with_neighbors(structures[i], cutoff) for i in split["val"]]
-    if not train:
+    selected = [structures[i] for i in split["train"]]
+    if not selected:
         raise ValueError("data: the split leaves no training structures")
+    # the checks that need no neighbour list first: a wrong unit fails in seconds, not minutes
+    check_labels(selected)
+    check_units(selected, fit_energy_statistics(selected)[0], d.energy_unit, d.length_unit, d.allow_unusual_units)
+    # neighbour lists only for the structures used
+    train = [with_neighbors(s, cutoff) for s in selected]
+    val = [with_neighbors(structures[i], cutoff) for i in split["val"]]
+    check_cutoff(train, cutoff)
     test = None
     if d.test is not None:
         report = ReadReport(d.test)
@@ -215,6 +229,7 @@ def train_model(
     info: DistInfo | None = None,
     statistics: tuple[dict[int, float], float] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> FitResult:
     """Fix the energy statistics of ``model`` and train it on ``train`` with the generic loop.
 
@@ -228,6 +243,7 @@ def train_model(
         info: the DDP context (default: single process on ``config.trainer.device``).
         statistics: ``(reference_energies, scale)``; default fitted on ``train``.
         on_epoch: called with each epoch's metrics row (see :func:`mlpot.training.loop.fit`).
+        settings: what a resumed run must share with the checkpoint (see :func:`mlpot.training.loop.fit`).
 
     Returns:
         The loop's FitResult; ``model`` holds the best (EMA) weights.
@@ -270,6 +286,7 @@ def train_model(
             output_dir=output_dir,
             resume=resume,
             on_epoch=on_epoch,
+            settings=settings,
         )
     finally:
         model.to("cpu")
@@ -289,14 +306,21 @@ def predict(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], bat
             chunk = structures[start : start + batch_size]
             batch = collate([{k: s[k] for k in INPUT_KEYS if k in s} for s in chunk])
             batch = {k: v.to(device) for k, v in batch.items()}
-            want_stress = any(K.STRESS in s for s in chunk) and bool(batch[K.PBC].all())
-            result = model(batch, compute_forces=True, compute_stress=want_stress, training=False)
+            periodic = batch[K.PBC].all(dim=1)
+            want_stress = any(K.STRESS in s for s in chunk) and bool(periodic.any())
+            result = model(batch, compute_forces=True, compute_stress=want_stress and bool(periodic.all()), training=False)
+            stress = {}  # system index -> [1, 3, 3]; a mixed chunk gets the stress of its periodic part
+            if want_stress:
+                index = torch.nonzero(periodic).flatten()
+                values = result[K.STRESS] if bool(periodic.all()) else model(
+                    select_systems(batch, index), compute_forces=False, compute_stress=True, training=False)[K.STRESS]
+                stress = {int(i): values[k : k + 1].detach().cpu() for k, i in enumerate(index.tolist())}
             counts = batch[K.N_ATOMS].tolist()
             forces = torch.split(result[K.FORCES].detach().cpu(), counts)
             for i in range(len(chunk)):
                 p = {K.ENERGY: result[K.ENERGY][i : i + 1].detach().cpu(), K.FORCES: forces[i]}
-                if want_stress:
-                    p[K.STRESS] = result[K.STRESS][i : i + 1].detach().cpu()
+                if i in stress:
+                    p[K.STRESS] = stress[i]
                 out.append(p)
     finally:
         model.train(was_training)
@@ -324,12 +348,21 @@ def evaluate(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], ba
 
 
 # --------------------------------------------------------------------------------------- whole run
-def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
+def resume_settings(config: TrainConfig) -> dict[str, Any]:
+    """The config as plain data without :data:`RESUMABLE_SETTINGS`: what a resumed run must keep."""
+    return without_keys(config_to_dict(config), RESUMABLE_SETTINGS)
+
+
+def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = False) -> TrainResult:
     """Run a whole ``mlpot train`` configuration (see the module docstring).
 
     Args:
         config: validated configuration.
         resume: continue from the checkpoints in ``config.output`` (default ``config.trainer.resume``).
+            The model and the settings (all but :data:`RESUMABLE_SETTINGS`) must be those of the
+            run that wrote them.
+        overwrite: delete the checkpoints of an earlier run in ``config.output`` and start again.
+            Without ``resume`` or ``overwrite``, existing checkpoints are an error.
 
     Returns:
         :class:`TrainResult`. Files in ``config.output``: ``config.yaml``, ``split.json``,
@@ -339,6 +372,7 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
     import yaml
 
     import mlpot
+    from mlpot.models.serialization import set_training_min_distances
 
     t0 = time.monotonic()
     t = config.trainer
@@ -348,28 +382,26 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
         raise ValueError(f"trainer.dtype: expected float64 or float32, got {t.dtype!r}")
     if t.ensemble < 1:
         raise ValueError(f"trainer.ensemble: must be >= 1, got {t.ensemble}")
-    info = init_distributed(t.device)
     out = Path(config.output)
+    stale = check_output_folder(out, bool(resume), overwrite)
+    info = init_distributed(t.device)
     try:
         train_set, val_set, test_set, split = prepare_data(config, config.model.cutoff, dtype, verbose=info.is_main)
         if info.is_main:
+            if overwrite:
+                for path in stale:
+                    path.unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             save_split(split, out / "split.json", train_file=str(config.data.train))
         statistics = fit_energy_statistics(train_set)
+        min_distances = training_min_distances(train_set)
+        settings = resume_settings(config)
         if info.is_main:
             refs, scale = statistics
             shown = ", ".join(f"{z}: {e:.4f}" for z, e in refs.items())
             print(f"{len(train_set)} train / {len(val_set)} val structures; reference energies (eV) {{{shown}}}; "
                   f"force scale {scale:.4g} eV/Å")
-            # DFT forces are rarely above a few eV/Å in RMS; tens of eV/Å almost always mean the file
-            # was read in the wrong unit (kcal/mol taken as eV multiplies forces by 23).
-            if scale > PLAUSIBLE_FORCE_RMS_EV_PER_A:
-                warnings.warn(
-                    f"the RMS training force is {scale:.3g} eV/Å, implausibly large for DFT data: check data.energy_unit "
-                    f"(now {config.data.energy_unit or 'eV'!r}) and data.length_unit",
-                    stacklevel=1,
-                )
         elements = _elements(config, train_set)
         members, fits = [], []
         for k in range(t.ensemble):
@@ -380,7 +412,7 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
             if info.is_main and t.ensemble > 1:
                 print(f"ensemble member {k + 1}/{t.ensemble} (seed {seed})")
             fits.append(train_model(model, train_set, val_set, config, seed=seed, output_dir=member_dir,
-                                    resume=resume, info=info, statistics=statistics))
+                                    resume=resume, info=info, statistics=statistics, settings=settings))
             model.eval()
             members.append(model)
         if t.ensemble > 1:
@@ -389,6 +421,7 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
             final: torch.nn.Module = Committee(members)
         else:
             final = members[0]
+        set_training_min_distances(final, min_distances)
         final.eval()
         metrics: dict[str, dict[str, float]] = {}
         if info.is_main:
@@ -409,7 +442,7 @@ def train(config: TrainConfig, resume: bool | None = None) -> TrainResult:
                 metrics["test"] = evaluate(final, test_set, t.val_batch_size, info.device)
             final.to("cpu")
             wall = time.monotonic() - t0
-            (out / "metrics.json").write_text(json.dumps({**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}, indent=1))
+            atomic_write_text(out / "metrics.json", json.dumps({**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}, indent=1))
             for name, values in metrics.items():
                 print(f"\n{name} set ({len(val_set) if name == 'val' else len(test_set)} structures)")
                 print(format_table(values))

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from ase.build import bulk
 
-pytest.importorskip("mlpot.dynamics")
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "heat_capacity_emt_cu.py"
 
@@ -70,7 +69,8 @@ def test_heat_capacity_command(tmp_path, capsys):
     argv = [
         "heat-capacity", "--reference", "emt", str(structure),
         "--temperatures", "300", "--sizes", "2", "--equilibration-steps", "100", "--production-steps", "1024",
-        "--timestep-fs", "5", "--threads", "1", "--no-progress", "--noise-rmse-meV", "0.5", "--out", str(out),
+        "--timestep-fs", "5", "--threads", "1", "--no-progress", "--noise-rmse-meV", "0.5", "--assume-uncorrelated-error",
+        "--out", str(out),
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -80,9 +80,35 @@ def test_heat_capacity_command(tmp_path, capsys):
     size = saved["temperatures"][0]["sizes"][0]
     assert size["n_atoms"] == 8 and size["n_dof_kinetic"] == 24
     assert size["noise_variance_eV2"]["source"] == "validation RMSE"
+    assert saved["settings"]["white_noise_approximation"] == "validation RMSE"
     # 0.5 meV/atom on 1-atom validation structures, scaled to 8 atoms: σ² = 8 (0.5 meV)².
     assert size["noise_variance_eV2"]["value"] == pytest.approx(8 * 0.0005**2)
     assert size["kB_per_cell_raw"]["value"] > size["kB_per_cell"]["value"]
     assert (out / "heat_capacity.png").exists()
     with pytest.raises(SystemExit, match="not found"):
         main(["heat-capacity", str(tmp_path / "missing.pt"), str(structure), "--temperatures", "300", "--out", str(out)])
+
+
+def test_reference_calculator_reweighting_to_itself_is_exact(tmp_path, capsys):
+    """EMT drives the MD and EMT is the reference: every weight is equal, ESS = frames, values identical."""
+    from mlpot.cli import main
+
+    structure = tmp_path / "cu.extxyz"
+    bulk("Cu", "fcc", a=3.61, cubic=True).write(structure)
+    out = tmp_path / "cv"
+    argv = [
+        "heat-capacity", "--reference", "emt", str(structure), "--temperatures", "300", "--sizes", "1",
+        "--equilibration-steps", "100", "--production-steps", "600", "--timestep-fs", "5", "--threads", "1",
+        "--no-progress", "--reference-calculator", "emt", "--reference-frames", "60", "--out", str(out),
+    ]
+    assert main(argv) == 0
+    assert "reference by reweighting" in capsys.readouterr().out
+    reference = json.loads((out / "heat_capacity.json").read_text())["temperatures"][0]["sizes"][0]["reference"]
+    assert reference["effective_sample_size"] == pytest.approx(60, rel=1e-9)
+    assert reference["kB_per_cell_reference"]["value"] == pytest.approx(reference["kB_per_cell_model"]["value"], rel=1e-9)
+    assert reference["model_error_variance_eV2"] < 1e-20
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(argv[:-2] + ["--reference-option", "sigma", "--out", str(out)])
+    # The white-noise approximation is never implicit: refused before any MD.
+    assert main(argv[:-6] + ["--noise-rmse-meV", "1", "--out", str(out)]) == 2
+    assert "assume-uncorrelated-error" in capsys.readouterr().err

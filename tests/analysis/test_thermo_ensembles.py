@@ -23,7 +23,7 @@ from thermo_springs import QuarticSprings
 
 from mlpot.analysis import average_replicas, heat_capacity_canonical, heat_capacity_microcanonical
 
-dynamics = pytest.importorskip("mlpot.dynamics")
+from mlpot import dynamics
 
 T = 300.0
 REPLICAS = 8

@@ -75,21 +75,37 @@ def test_microcanonical_counts_the_constraints():
     assert fixed.temperature_K > free.temperature_K
 
 
-def test_noise_correction_removes_the_bias():
+def test_noise_variance_argument_is_gone_and_points_to_the_replacements():
+    energies = canonical_energies(90.0, 4096, np.random.default_rng(5))
+    with pytest.raises(TypeError, match="heat_capacity_reweighted"):
+        heat_capacity_canonical(energies, T, 1e-3)
+    with pytest.raises(TypeError, match="assume_uncorrelated_error"):
+        heat_capacity_canonical(energies, T, noise_variance_eV2=1e-3)
+    # An error variance is subtracted only when the approximation is asked for by name.
+    with pytest.raises(ValueError, match="assume_uncorrelated_error=True"):
+        heat_capacity_canonical(energies, T, error_variance_eV2=1e-3)
+    plain = heat_capacity_canonical(energies, T)
+    assert plain.value == plain.raw_value and plain.noise.value == 0.0
+
+
+def test_white_noise_approximation_removes_white_noise():
+    """The explicit approximation is exact when its assumption holds: noise independent of the configuration."""
     rng = np.random.default_rng(2)
     exact = 90.0
     energies = canonical_energies(exact, 20_000, rng)
     sigma = 0.8 * math.sqrt(exact) * KT  # noise variance 0.64 of the thermal variance
     noisy = energies + rng.normal(size=energies.size) * sigma
     raw = heat_capacity_canonical(noisy, T)
-    corrected = heat_capacity_canonical(noisy, T, noise_variance_eV2=sigma**2)
+    corrected = heat_capacity_canonical(noisy, T, error_variance_eV2=sigma**2, assume_uncorrelated_error=True)
     bias = sigma**2 / KT**2
     assert abs(raw.value - (exact + bias)) < 3 * raw.error
     assert raw.value - exact > 10 * raw.error  # the raw estimate is visibly biased
     assert abs(corrected.value - exact) < 3 * corrected.error
     assert corrected.raw_value == pytest.approx(raw.value)
     # An uncertain σ² adds its error in quadrature.
-    uncertain = heat_capacity_canonical(noisy, T, noise_variance_eV2=(sigma**2, 0.1 * sigma**2))
+    uncertain = heat_capacity_canonical(
+        noisy, T, error_variance_eV2=(sigma**2, 0.1 * sigma**2), assume_uncorrelated_error=True
+    )
     assert uncertain.value == pytest.approx(corrected.value)
     expected_error = math.hypot(corrected.error, 0.1 * sigma**2 / KT**2)
     assert uncertain.error == pytest.approx(expected_error)
@@ -99,7 +115,7 @@ def test_noise_larger_than_the_raw_variance_is_reported_not_clipped():
     rng = np.random.default_rng(3)
     energies = canonical_energies(10.0, 4096, rng)
     with pytest.raises(NoiseVarianceTooLargeError, match=r"not smaller than the raw energy variance") as info:
-        heat_capacity_canonical(energies, T, noise_variance_eV2=20.0 * KT**2)
+        heat_capacity_canonical(energies, T, error_variance_eV2=20.0 * KT**2, assume_uncorrelated_error=True)
     assert "raw C_V" in str(info.value)
     assert issubclass(NoiseVarianceTooLargeError, ValueError)
 
@@ -117,7 +133,7 @@ def test_invalid_input_raises_clear_errors():
     with pytest.raises(InsufficientSamplingError):
         heat_capacity_canonical(energies[:40], T)
     with pytest.raises(ValueError, match="noise variance"):
-        heat_capacity_canonical(energies, T, noise_variance_eV2=-1e-3)
+        heat_capacity_canonical(energies, T, error_variance_eV2=-1e-3, assume_uncorrelated_error=True)
     kinetic = 5.0 * rng.beta(45, 45, size=4096)
     with pytest.raises(ValueError, match="n_constraints"):
         heat_capacity_microcanonical(kinetic, 32, n_constraints=-1)

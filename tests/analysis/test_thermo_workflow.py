@@ -10,7 +10,6 @@ import torch
 from ase.build import bulk
 from thermo_springs import QuarticSprings
 
-pytest.importorskip("mlpot.dynamics")
 
 from mlpot.analysis.plots import plot_blocking, plot_heat_capacity  # noqa: E402
 from mlpot.analysis.workflow import run_heat_capacity  # noqa: E402
@@ -24,32 +23,31 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_committee_spread_is_subtracted(one_thread, tmp_path):
+def test_committee_members_are_reweighted_not_subtracted(one_thread, tmp_path):
+    """Two harmonic members (k = 0.9, 1.1): each, and their mean that drives the run, has C_V = 3N − 3/2 = 94.5."""
     from mlpot.models import Committee
 
     cell = bulk("Cu", "fcc", a=3.6, cubic=True)
     reference = cell.repeat(2)
-    # Two members that disagree: their energy difference along the run plays the model noise.
     members = [QuarticSprings(reference, 2.9, k, 0.0) for k in (0.9, 1.1)]
     study = run_heat_capacity(
         cell, Committee(members), temperatures_K=[300.0], supercells=[2], equilibration_steps=200,
-        production_steps=1024, timestep_fs=2.0, friction_per_fs=0.1, replicas=2, seed=3, progress=False,
+        production_steps=2000, timestep_fs=2.0, friction_per_fs=0.1, replicas=4, seed=3, progress=False,
+        reference_frames=800, frames_folder=tmp_path,
     )
     (size,) = study.results[300.0]
-    result = size.result
-    assert result.noise.source == "committee" and result.noise.value > 0
-    assert result.raw_value - result.value == pytest.approx(result.noise.value / (8.617333262e-5 * 300) ** 2, rel=1e-6)
-    assert size.n_dof_kinetic == 96 and result.n_atoms == 32 and result.n_replicas == 2
-    # The spread of two members is |E1 − E2|/2 (population form); the unbiased member variance is (E1 − E2)²/2.
-    # With k = 0.9 and 1.1 the members' energies are 0.9 U and 1.1 U (U at the mean k = 1, which drives the run):
-    # (E1 − E2)²/2 = 0.02 U², and ⟨U²⟩ = ⟨U⟩² + Var(U) = (f/2 kT)² + f/2 (kT)² with f = 93 configurational dof.
-    kT = 8.617333262e-5 * 300
-    expected = 0.02 * ((46.5 * kT) ** 2 + 46.5 * kT**2)
-    assert abs(result.noise.value - expected) < 4 * result.noise.error + 0.02 * expected
+    result, committee = size.result, size.committee
+    assert result.noise.value == 0.0 and result.value == result.raw_value  # nothing subtracted
+    assert size.n_dof_kinetic == 96 and result.n_atoms == 32 and result.n_replicas == 4
+    assert committee is not None and len(committee.members) == 2
+    assert committee.members[0].n_frames == 800
+    assert abs(committee.value - 94.5) < 2 * committee.error
+    assert committee.model_spread > 0
     summary = study.as_dict()
-    assert summary["settings"]["noise_correction"] == "committee"
-    text = study.table()
-    assert "raw (k_B/atom)" in text
+    assert summary["settings"]["committee_reweighting"] is True
+    assert "committee" in summary["temperatures"][0]["sizes"][0]
+    assert "committee members" in study.table()
+    assert (tmp_path / "frames_300K_32atoms.extxyz").exists()
     assert plot_heat_capacity(summary, tmp_path / "cv.png").stat().st_size > 10_000
     json.dumps(summary)  # serialisable
 

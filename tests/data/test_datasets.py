@@ -204,3 +204,39 @@ def test_ase_db_with_explicit_keys_and_a_misspelt_key(tmp_path):
     assert s["energy"].item() == -2.5 and torch.equal(s["forces"], torch.ones(3, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="energy_key 'REF_energi' is in none of the 1 structures"):
         read_structures(tmp_path / "ref.db", energy_key="REF_energi")
+
+
+def test_empty_truncated_and_garbled_structure_files_are_one_clear_error(tmp_path):
+    from mlpot.data.datasets import read_structure
+
+    frames = ase.io.read(SI, index="0:2")
+    ase.io.write(tmp_path / "good.extxyz", frames, format="extxyz")
+    text = (tmp_path / "good.extxyz").read_text()
+    (tmp_path / "empty.extxyz").write_text("")
+    (tmp_path / "truncated.extxyz").write_text(text[: len(text) * 3 // 4])  # cut inside the second frame
+    (tmp_path / "garbled.extxyz").write_text("hello\nworld\n")
+    assert len(read_structure(tmp_path / "good.extxyz")) == len(frames[1])
+    with pytest.raises(ValueError, match="empty.extxyz: the file is empty"):
+        read_structure(tmp_path / "empty.extxyz")
+    for name in ("truncated", "garbled"):
+        with pytest.raises(ValueError, match=f"{name}.extxyz: cannot read .*truncated"):
+            read_structure(tmp_path / f"{name}.extxyz")
+    for name in ("empty", "truncated"):  # the dataset reader says the same
+        with pytest.raises(ValueError, match=f"{name}.extxyz"):
+            read_structures(tmp_path / f"{name}.extxyz")
+    with pytest.raises(FileNotFoundError, match="nowhere.extxyz"):
+        read_structure(tmp_path / "nowhere.extxyz")
+
+
+def test_stress_of_non_periodic_structures_is_dropped_and_counted(tmp_path):
+    periodic = ase.io.read(SI, index=0)
+    slab = periodic.copy()
+    slab.pbc = [True, True, False]
+    slab.calc = SinglePointCalculator(slab, energy=1.0, stress=np.full(6, 0.1))
+    ase.io.write(tmp_path / "mixed.extxyz", [periodic, slab], format="extxyz")
+    report = ReadReport(str(tmp_path / "mixed.extxyz"))
+    with pytest.warns(UserWarning, match="stress labels ignored on 1 structures") as caught:
+        out = read_structures(tmp_path / "mixed.extxyz", report=report)
+    assert len([w for w in caught if "stress" in str(w.message)]) == 1
+    assert "stress" in out[0] and "stress" not in out[1] and out[1]["energy"].item() == 1.0
+    assert report.stress_ignored == 1 and "stress ignored on 1 non-periodic" in report.summary()

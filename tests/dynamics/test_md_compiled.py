@@ -107,7 +107,7 @@ def test_compiled_steps_check_health(monkeypatch):
     assert taken["steps"] == 1 and not sim.state_is_good
     state = sim.state
     expected = health_measures(
-        state.momenta, state.forces, state.energy, 1.0 / state.masses, 1.0 / (state.n_dof * KB_EV_PER_K), state.batch
+        state.positions, state.momenta, state.forces, state.energy, 1.0 / state.masses, 1.0 / (state.n_dof * KB_EV_PER_K), state.batch
     )
     assert np.allclose(taken["measures"], expected.numpy(), rtol=ROUND_OFF, atol=0)
 

@@ -10,6 +10,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones as ASELennardJones
 from ase.cluster import Icosahedron
+from ase.md.velocitydistribution import ZeroRotation
 from ase.md.verlet import VelocityVerlet as ASEVelocityVerlet
 
 from mlpot.dynamics import Simulation, ThermoRecorder, simulate
@@ -19,11 +20,14 @@ ARGON = dict(sigma=3.4, epsilon=0.0104, rc=6.5, smooth=True)
 
 
 def _thermalised(atoms, temperature_K, seed):
-    """A copy with Maxwell–Boltzmann momenta (numpy generator) and zero total momentum."""
+    """A copy with Maxwell–Boltzmann momenta (numpy generator), zero total momentum and, for an
+    isolated cluster, zero angular momentum (the engine would remove either, with a warning)."""
     atoms = atoms.copy()
     masses = atoms.get_masses()[:, None]
     momenta = np.random.default_rng(seed).normal(size=(len(atoms), 3)) * np.sqrt(masses * units.kB * temperature_K)
     atoms.set_momenta(momenta - masses * momenta.sum(axis=0) / masses.sum())
+    if not atoms.pbc.any():
+        ZeroRotation(atoms)
     return atoms
 
 

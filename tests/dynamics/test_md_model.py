@@ -8,7 +8,7 @@ from ase.build import bulk, molecule
 
 from mlpot.dynamics import Simulation, ThermoRecorder, simulate
 
-models = pytest.importorskip("mlpot.models")
+from mlpot import models
 
 
 @pytest.fixture(scope="module")

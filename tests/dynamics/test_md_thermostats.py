@@ -42,11 +42,18 @@ def test_initial_momenta_and_degrees_of_freedom():
     assert torch.equal(*same)
     other = Simulation(atoms, potential, 2.0, temperature_K=TARGET_K, seed=4).state.momenta
     assert not torch.equal(same[0], other)
-    # Momenta carried by the atoms are kept.
+    # Momenta carried by the atoms are kept, less any net momentum: a constant of motion that the
+    # temperature's N_dof excludes, removed with a warning.
     moving = atoms.copy()
-    moving.set_momenta(np.full((len(atoms), 3), 0.1))
+    given = np.random.default_rng(0).normal(scale=0.1, size=(len(atoms), 3))
+    moving.set_momenta(given - given.mean(axis=0))  # equal masses: zero total momentum
     kept = Simulation(moving, potential, 2.0, temperature_K=TARGET_K, seed=3).state.momenta
-    assert torch.allclose(kept, torch.full_like(kept, 0.1))
+    assert torch.allclose(kept, torch.as_tensor(moving.get_momenta()), rtol=0, atol=1e-15)
+    drifting = atoms.copy()
+    drifting.set_momenta(np.full((len(atoms), 3), 0.1))
+    with pytest.warns(UserWarning, match="net momentum"):
+        cleaned = Simulation(drifting, potential, 2.0, temperature_K=TARGET_K, seed=3).state.momenta
+    assert cleaned.abs().max() < 1e-12
 
 
 @pytest.mark.parametrize("ensemble", ["langevin", "bussi"])

@@ -86,3 +86,51 @@ def test_mismatched_weights_and_unknown_class(tmp_path, model):
         mlpot.load_model(tmp_path / "missing.pt")
     with pytest.raises(TypeError, match="cannot save"):
         mlpot.save_model(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_training_min_distances_are_kept_and_old_files_load_with_none(tmp_path, model):
+    assert mlpot.load_model(mlpot.save_model(model, tmp_path / "none.pt")).training_min_distances is None
+    model.training_min_distances = {"C-H": 1.02, "H-O": 0.93}
+    loaded = mlpot.load_model(mlpot.save_model(model, tmp_path / "with.pt"))
+    assert loaded.training_min_distances == {"C-H": 1.02, "H-O": 0.93}
+    committee = Committee([model, DescriptorModel(["H", "C", "O"], seed=12)])
+    committee.training_min_distances = {"C-H": 1.02}
+    loaded = mlpot.load_model(mlpot.save_model(committee, tmp_path / "committee.pt"))
+    assert loaded.training_min_distances == {"C-H": 1.02}
+    assert all(m.training_min_distances == {"C-H": 1.02} for m in loaded.members)
+    # a file of an older mlpot: the same payload without the key
+    payload = torch.load(tmp_path / "with.pt", weights_only=True)
+    del payload["training_min_distances"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert mlpot.load_model(tmp_path / "old.pt").training_min_distances is None
+
+
+def test_a_full_disk_leaves_the_previous_model_file_loadable(tmp_path, model, monkeypatch):
+    import errno
+
+    from mlpot.files import FileWriteError
+
+    path = mlpot.save_model(model, tmp_path / "model.pt")
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(FileWriteError) as info:
+        mlpot.save_model(DescriptorModel(["H"], seed=1), path)
+    assert str(tmp_path.resolve()) in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.pt"]
+    assert mlpot.load_model(path).config() == model.config()
+
+
+def test_model_fingerprint_tells_models_apart():
+    from mlpot.models.serialization import model_fingerprint
+
+    a, b = DescriptorModel(["H", "O"], seed=0), DescriptorModel(["H", "O"], seed=0)
+    assert model_fingerprint(a) == model_fingerprint(b)
+    with torch.no_grad():
+        b.networks.weights[0][0, 0, 0] += 1e-12  # one weight, one part in 10^12
+    assert model_fingerprint(a) != model_fingerprint(b)
+    assert model_fingerprint(a) != model_fingerprint(DescriptorModel(["H", "O"], seed=0, cutoff=4.0))

@@ -1,8 +1,10 @@
-"""scripts/bench_accuracy.py: its EMA rule, and a smoke run (slow: run with `pytest -m slow`)."""
+"""scripts/bench_accuracy.py: its EMA and energy-weight rules, the protocol of docs/benchmarks.md (median of
+seeds; the test set read once per run, after training), and a smoke run (slow: run with `pytest -m slow`)."""
 
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_accuracy  # noqa: E402
+
+TINY = {"n_radial": 4, "n_channels": 4, "l_max": 1, "hidden": [8]}
 
 
 def test_ema_decays_per_epoch_alike_for_every_training_set_size():
@@ -47,17 +51,102 @@ def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
+def test_summarise_gives_median_min_and_max_over_seeds():
+    assert bench_accuracy.summarise([9.8, 9.4, 10.7]) == {"median": 9.8, "min": 9.4, "max": 10.7}
+    assert bench_accuracy.summarise([2.0, 1.0]) == {"median": 1.5, "min": 1.0, "max": 2.0}  # even count: mean of the middle two
+    with pytest.raises(ValueError, match="NaN"):
+        bench_accuracy.summarise([1.0, math.nan, 2.0])
+    with pytest.raises(ValueError):
+        bench_accuracy.summarise([])
+
+
+def test_summarise_runs_groups_by_training_set_size():
+    runs = [{"n_train": n, "seed": s, "energy_mae_meV": float(n + s), "forces_mae_meV_per_A": float(10 * n - s)}
+            for n in (950, 50) for s in (2, 0, 1)]
+    summary = bench_accuracy.summarise_runs(runs)
+    assert [row["n_train"] for row in summary] == [50, 950]
+    assert [row["seeds"] for row in summary] == [[0, 1, 2], [0, 1, 2]]
+    assert summary[1]["energy_mae_meV"] == {"median": 951.0, "min": 950.0, "max": 952.0}
+    assert summary[0]["forces_mae_meV_per_A"] == {"median": 499.0, "min": 498.0, "max": 500.0}
+    assert "wall_s" not in summary[0]  # a metric missing from the runs is left out, not invented
+
+
+class CountingStructures(Sequence):
+    """A test set that counts how often its structures are read."""
+
+    def __init__(self, structures):
+        self.structures, self.reads = structures, 0
+
+    def __len__(self):
+        return len(self.structures)
+
+    def __getitem__(self, index):
+        item = self.structures[index]  # IndexError ends an iteration: not a read
+        self.reads += len(item) if isinstance(index, slice) else 1
+        return item
+
+
+@pytest.fixture(scope="module")
+def test_structures():
+    return bench_accuracy.read_test_set("ethanol", 5.0)[:12]
+
+
+def test_three_seeds_read_the_test_set_once_each_after_training(tmp_path, monkeypatch, test_structures):
+    """The protocol: per seed, training (calibration probe, then the run) ends before the test set is
+    read, it is read once and evaluated once on the selected model; the JSON holds the median."""
+    events, test_sets = [], []
+    train_model, evaluate = bench_accuracy.train_model, bench_accuracy.evaluate
+
+    def counting_train(model, train, val, config, **kwargs):
+        assert config.data.test is None  # the trainer is never given the test file
+        events.append(("train", config.data.seed))
+        return train_model(model, train, val, config, **kwargs)
+
+    def counting_read(molecule, cutoff):
+        events.append(("read test", None))
+        test_sets.append(CountingStructures(test_structures))
+        return test_sets[-1]
+
+    def recording_evaluate(model, structures, **kwargs):
+        events.append(("evaluate test" if isinstance(structures, CountingStructures) else "evaluate other", None))
+        return evaluate(model, structures, **kwargs)
+
+    monkeypatch.setattr(bench_accuracy, "train_model", counting_train)
+    monkeypatch.setattr(bench_accuracy, "read_test_set", counting_read)
+    monkeypatch.setattr(bench_accuracy, "evaluate", recording_evaluate)
+    out = tmp_path / "acc.json"
+    assert bench_accuracy.main(["--seeds", "0", "1", "2", "--jobs", "1", "--no-curve", "--n-train", "16",
+                                "--epochs", "2", "--budget-minutes", "0.5", "--report-minutes", "0",
+                                "--model", json.dumps(TINY), "--output", str(out)]) == 0
+    def per_seed(seed):  # calibration probe (trained, timed on validation), the run, then the test set
+        return [("train", seed), ("evaluate other", None), ("train", seed), ("read test", None), ("evaluate test", None)]
+
+    assert events == per_seed(0) + per_seed(1) + per_seed(2)
+    # evaluate() touches each structure twice (predict, then the error sums): one evaluation, no more
+    assert [t.reads for t in test_sets] == [2 * len(test_structures)] * 3
+
+    result = json.loads(out.read_text())
+    assert result["seeds"] == [0, 1, 2] and [r["seed"] for r in result["runs"]] == [0, 1, 2]
+    (row,) = result["summary"]
+    for key in ("energy_mae_meV", "forces_mae_meV_per_A", "val_forces_mae_meV_per_A"):
+        values = sorted(r[key] for r in result["runs"])
+        assert row[key] == {"median": values[1], "min": values[0], "max": values[2]}
+    # the seeds drew different splits and initialisations, so the runs differ
+    assert len({r["val_forces_mae_meV_per_A"] for r in result["runs"]}) == 3
+
+
 @pytest.mark.slow
 def test_bench_accuracy_smoke(tmp_path):
+    """Two seeds and a learning-curve point in two processes side by side, on the real test set."""
     out = tmp_path / "acc.json"
-    tiny = json.dumps({"n_radial": 4, "n_channels": 4, "l_max": 1, "hidden": [8]})
-    assert bench_accuracy.main(["--budget-minutes", "0.1", "--n-train", "50", "--curve", "20",
-                                "--model", tiny, "--output", str(out)]) == 0
+    assert bench_accuracy.main(["--budget-minutes", "0.1", "--n-train", "50", "--curve", "20", "--seeds", "0", "1",
+                                "--jobs", "2", "--model", json.dumps(TINY), "--output", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert [c["n_train"] for c in result["learning_curve"]] == [20, 50]
-    assert [c["energy_weight"] for c in result["learning_curve"]] == [
-        bench_accuracy.energy_weight(100.0, n) for n in (20, 50)]
-    assert result["result"]["n_test"] == 1000 and result["result"]["forces_mae_meV_per_A"] > 0
+    assert [(r["n_train"], r["seed"]) for r in result["runs"]] == [(20, 0), (20, 1), (50, 0), (50, 1)]
+    assert [r["energy_weight"] for r in result["runs"]] == [
+        bench_accuracy.energy_weight(100.0, n) for n in (20, 20, 50, 50)]
+    assert [row["n_seeds"] for row in result["summary"]] == [2, 2]
+    assert all(r["n_test"] == 1000 and r["forces_mae_meV_per_A"] > 0 for r in result["runs"])
     assert (tmp_path / "acc_learning_curve.png").exists() and (tmp_path / "acc_history.png").exists()
-    history = result["result"]["history"]
-    assert len(history["val_forces_mae_meV_per_A"]) == len(history["lr"]) == result["result"]["epochs_run"]
+    history = result["runs"][-1]["history"]
+    assert len(history["val_forces_mae_meV_per_A"]) == len(history["lr"]) == result["runs"][-1]["epochs_run"]
