@@ -129,7 +129,8 @@ def main() -> int:
             results = strip(run_methods(edge_index, n, truth, seed=0))
             rows.append({"num_nodes": n, "mu": mu, "seed_used": used, "num_edges": int(edge_index.shape[1]),
                          "generation_seconds": generation, **results})
-            bar.update(1, nodes=n, mu=mu, nmi_gnn=f"{results['gnn']['nmi']:.3f}", nmi_louvain=f"{results['louvain']['nmi']:.3f}")
+            bar.update(1, nodes=n, mu=mu, nmi_gnn=f"{results['gnn']['nmi']:.3f}",
+                       nmi_louvain=f"{results['louvain']['nmi']:.3f}")
     result["lfr"] = rows
     result["lfr_summary"] = summarise(rows)
     if args.large_nodes:
@@ -191,7 +192,8 @@ def plot(summary, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    styles = {"gnn": ("mlpot GNN", "C0", "o"), "louvain": ("networkx Louvain", "C1", "s"), "spectral": ("spectral bisection", "C2", "^")}
+    styles = {"gnn": ("mlpot GNN", "C0", "o"), "louvain": ("networkx Louvain", "C1", "s"),
+              "spectral": ("spectral bisection", "C2", "^")}
     for n, line in ((1000, "-"), (10_000, "--")):
         entries = [e for e in summary if e["num_nodes"] == n]
         if not entries:

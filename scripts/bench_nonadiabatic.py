@@ -194,6 +194,33 @@ def evaluate(system, energies_fn, coupling_fn) -> dict:
     return out
 
 
+def plot_learned_1d(system, models: dict, baseline: TwoNetworks, path: Path) -> None:
+    """Adiabatic energies and |d_01| of the exact model, the learned diabats and the baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
+    exact = adiabatic_states(system.diabatic, x, gradient_fn=system.diabatic_gradient)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(x, exact.energies, "k-", lw=2.5, alpha=0.4)
+    right.plot(x, exact.couplings[:, 0, 1, 0].abs(), "k-", lw=2.5, alpha=0.4, label="exact")
+    for (name, model), style in zip(models.items(), ("C0--", "C1:")):
+        states = adiabatic_states(model, x)
+        left.plot(x, states.energies.detach(), style)
+        right.plot(x, states.couplings[:, 0, 1, 0].abs().detach(), style, label=name.replace("_", " "))
+    with torch.no_grad():
+        left.plot(x, baseline.energies(x), "C2-.", lw=1)
+    right.plot(x, torch.zeros_like(x), "C2-.", lw=1, label="two networks (no coupling)")
+    left.set(xlabel="x (Bohr)", ylabel="adiabatic energy (Hartree)", title=system.name)
+    right.set(xlabel="x (Bohr)", ylabel="|d_01| (1/Bohr)", title="derivative coupling")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run_learned(quick: bool, seed: int, folder: Path) -> dict:
     epochs, n_fssh, k_values = (200, 100, [20.0]) if quick else (2000, 1000, [10.0, 20.0, 30.0])
     out = {"n_samples": 200, "epochs": epochs, "hidden": [32, 32], "n_trajectories": n_fssh, "k_values": k_values,
@@ -221,6 +248,8 @@ def run_learned(quick: bool, seed: int, folder: Path) -> dict:
         entry["two_networks"] = {"train_seconds": time.perf_counter() - start,
                                  **evaluate(system, baseline.energies, None)}
         print(f"{system.name} two_networks: {entry['two_networks']}", flush=True)
+        if system.dim == 1:
+            plot_learned_1d(system, models, baseline, folder / "nonadiabatic_learned.png")
         if system.dim == 1:  # FSSH branching on each, against FSSH on the exact model (same seed)
             runs = {"exact_model": system, **{n: Learned(m, system, n) for n, m in models.items()},
                     "two_networks": Learned(baseline.diabatic, system, "two_networks")}

@@ -165,12 +165,26 @@ def run_waves() -> dict:
                         "relative_error": fit["transmission"] / exact - 1.0,
                         "flux_defect": fit["transmission"] + fit["reflection"] - 1.0})
     out["square_barrier"] = {"height": 1.0, "width": 1.0, "rows": barrier}
+    x_disp = 1.5  # coherent state in V = x²/2: centre x0 cos t, width 1/√2 at all times
+    evolution = pinn.evolve(lambda x: 0.5 * x**2, lambda x: math.pi**-0.25 * torch.exp(-0.5 * (x - x_disp) ** 2))
+    grid = torch.linspace(-10, 10, 4001, dtype=torch.float64)
+    coherent = []
+    for t in (0.0, 1.0, math.pi, 10.0):
+        density = evolution(grid, t).abs() ** 2
+        mean = float((density * grid).sum() / density.sum())
+        width = math.sqrt(float((density * (grid - mean) ** 2).sum() / density.sum()))
+        coherent.append({"t": t, "centre": mean, "analytic_centre": x_disp * math.cos(t), "width": width,
+                         "analytic_width": math.sqrt(0.5)})
+    out["coherent_state"] = {"x0": x_disp, "rows": coherent,
+                             "max_error": max(max(abs(r["centre"] - r["analytic_centre"]),
+                                                  abs(r["width"] - r["analytic_width"])) for r in coherent)}
     for row in widths:
         print(f"packet t={row['t']:5.1f}: σ {row['sigma']:.12f}  analytic {row['analytic']:.12f}  "
               f"rel {row['relative_error']:.1e}")
     print(f"1D residual max {out['free_packet_1d']['max_residual']:.1e}; 2D width rel. error "
           f"{out['free_packet_2d']['max_relative_error']:.1e}, residual {out['free_packet_2d']['max_residual']:.1e}")
     print("harmonic oscillator:", ", ".join(f"{e:.8f}" for e in energies))
+    print(f"coherent state in x²/2: largest error of centre and width {out['coherent_state']['max_error']:.1e}")
     for row in barrier:
         print(f"barrier E={row['energy']}: T {row['transmission']:.8f}  analytic {row['analytic']:.8f}  "
               f"rel {row['relative_error']:.1e}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpot.models import DescriptorModel
+from mlpot.models import registry
 from mlpot.training.config import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "scripts" / "configs").glob("*.yaml"))
@@ -19,6 +19,6 @@ def test_there_are_shipped_configs():
 def test_config_builds_a_model_with_repulsion(path):
     config = load_config(path, [])
     assert config.model.hyperparameters["repulsion"] == "zbl"
-    model = DescriptorModel(["Si"], cutoff=config.model.cutoff, chirality=config.model.chirality,
-                            **config.model.hyperparameters)
+    model = registry.get(config.model.name)(["Si"], cutoff=config.model.cutoff, chirality=config.model.chirality,
+                                            **config.model.hyperparameters)
     assert model.repulsion is not None and model.config()["repulsion"] == "zbl"

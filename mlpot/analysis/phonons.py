@@ -38,7 +38,8 @@ class PhononResult:
 
     Attributes:
         temperatures_K: [n_T].
-        heat_capacity_kB: [n_T] C_V in k_B per input cell (harmonic, quantum).
+        heat_capacity_kB: [n_T] C_V in k_B per input cell (harmonic, quantum; the three translations at Γ,
+            ν = 0, are left out: add 3 k_B / n_cells to compare with an MD cell whose momenta are thermalised).
         free_energy_eV: [n_T] vibrational Helmholtz free energy per input cell, eV (zero-point energy included).
         entropy_kB: [n_T] vibrational entropy per input cell, k_B.
         n_atoms: atoms in the input cell.
@@ -175,7 +176,9 @@ def compute_phonons(
     phonon.forces = np.asarray(forces)
     phonon.produce_force_constants()
     phonon.run_mesh(list(mesh), is_gamma_center=True)
-    phonon.run_thermal_properties(temperatures=temperatures)
+    # The three acoustic modes at Γ are translations (ν = 0): left out of the sums, always (phonopy includes
+    # them when round-off leaves them above its cutoff frequency, which made the tables depend on noise).
+    phonon.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
     thermal = phonon.get_thermal_properties_dict()
     phonon.run_total_dos()
     dos = phonon.get_total_dos_dict()

@@ -1,23 +1,29 @@
 """NPT: stochastic cell rescaling (Bernetti & Bussi, J. Chem. Phys. 153, 114107 (2020)) on a thermostat.
 
-The cell follows a first-order stochastic equation for its logarithmic strain. Isotropic, ε = ln V:
+The cell follows a first-order stochastic equation. Isotropic, for the volume (Itô):
 
-    dε = −(β_T/τ_p) (P₀ − P_int − k_B T/V) dt + √(2 k_B T β_T/(V τ_p)) dW,
+    dV = −(β_T V/τ_p)(P₀ − P_int) dt + (β_T k_B T/τ_p) dt + √(2 k_B T β_T V/τ_p) dW,
 
 with P_int = 2K/(3V) − tr(σ)/3 the instantaneous pressure (σ the model's stress, ASE sign, virial only), P₀ the
 target, τ_p the barostat's relaxation time and β_T a guess of the isothermal compressibility (it sets only how
-fast the volume relaxes: the ensemble sampled, NPT, does not depend on it). Positions and cell are scaled by
-e^{dε/3}, momenta by e^{−dε/3}. Fully anisotropic: the upper triangle of a strain matrix (rotations excluded)
-moves with the pressure tensor P_int,ab = Σ p_a p_b/(mV) − σ_ab, each diagonal element as a third of the
-isotropic equation (so the trace reproduces it) and each off-diagonal one with the same mobility and noise, no
-Jacobian term; x ← x μᵀ, cell rows ← rows μᵀ, p ← p μ⁻¹ with μ = exp(dε).
+fast the volume relaxes: the ensemble sampled, p(V) ∝ V^N e^{−βP₀V} × e^{−βU}, does not depend on it). The
+β_T k_B T/τ_p drift is what makes the stationary density of V the isobaric one; written for ε = ln V, as it is
+integrated here, Itô's rule supplies exactly that drift from the noise, so no separate k_B T/V term appears:
+
+    dε = −(β_T/τ_p)(P₀ − P_int) dt + √(2 k_B T β_T/(V τ_p)) dW,
+
+integrated by Euler–Maruyama, exact in distribution to O(dt/τ_p) (tests/dynamics/test_npt.py: an ideal gas gives
+⟨V⟩ = (N + 1)k_B T/P₀; keeping a k_B T/V term in the ε equation would give (N + 2)k_B T/P₀). Positions and cell
+are scaled by e^{dε/3}, momenta by e^{−dε/3}. Fully anisotropic: the upper triangle of a strain matrix (rotations
+excluded) moves with the pressure tensor P_int,ab = Σ p_a p_b/(mV) − σ_ab, each diagonal element as a third of
+the isotropic equation (so the trace reproduces it) and each off-diagonal one with the same mobility and noise;
+x ← x μᵀ, cell rows ← rows μᵀ, p ← p μ⁻¹ with μ = exp(dε).
 
 Composition. :class:`StochasticCellRescaling` wraps the Langevin (BAOAB) or Bussi integrator and applies the
 cell step right before each force evaluation, using the stress of the previous evaluation (a lag of one step,
-an O(dt/τ_p) effect on the barostat's own dynamics, none on what it samples to that order). The stress comes
-from :class:`CellForces`, which serves any ASE calculator (``atoms.get_stress``) or mlpot potential (its own
-stress, else the strain derivative of its energy by autograd), with a fresh neighbour list each step since the
-cell moves.
+an O(dt/τ_p) effect). The stress comes from :class:`CellForces`, which serves any ASE calculator
+(``atoms.get_stress``) or mlpot potential (its own stress), with a neighbour list reused while the atoms' motion
+and the cell's strain stay inside its skin.
 
 Reported ``conserved``: K + U + P₀V − (thermostat work). The barostat's own work is not tracked, so under NPT
 this is a diagnostic, not a conserved quantity.
@@ -77,6 +83,8 @@ class StochasticCellRescaling(Integrator):
         anisotropic: bool = False,
     ):
         super().__init__(timestep_fs)
+        if temperature_K is None:
+            raise ValueError("ensemble 'npt' needs temperature_K (the thermostat's and the barostat's temperature)")
         if thermostat not in ("langevin", "bussi"):
             raise ValueError(f"the NPT thermostat must be 'langevin' or 'bussi', got {thermostat!r}")
         self.thermostat = make_integrator(thermostat, timestep_fs, temperature_K, friction_per_fs)

@@ -1,18 +1,23 @@
-"""Potentials: the descriptor model, committees, and the shared autograd machinery."""
+"""Potentials: the descriptor and equivariant models, committees, the registry of model classes,
+and the shared autograd machinery."""
 
 from mlpot.models.atomistic import DescriptorModel, compile_potential, fit_reference_energies
 from mlpot.models.committee import Committee
+from mlpot.models.equivariant import EquivariantModel
 from mlpot.models.potential import Potential, edge_vectors
+from mlpot.models.registry import register
 from mlpot.models.serialization import load_model, read_metadata, save_model
 
 __all__ = [
     "compile_potential",
     "Committee",
     "DescriptorModel",
+    "EquivariantModel",
     "Potential",
     "edge_vectors",
     "fit_reference_energies",
     "load_model",
     "read_metadata",
+    "register",
     "save_model",
 ]

@@ -37,6 +37,7 @@ from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
+from mlpot.models.registry import register
 from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
 
 CHIRALITY_MODES = ("even", "augment", "free")
@@ -221,6 +222,7 @@ class FirstOrderNetworks(torch.autograd.Function):
 GROUP_BY_ELEMENT_FROM = 64
 
 
+@register("descriptor")
 class DescriptorModel(Potential):
     """Behler–Parrinello-style potential on scalar and pseudoscalar descriptors.
 

@@ -2,8 +2,12 @@
 
 A model file is a ``torch.save`` archive holding only strings and tensors::
 
-    {"format": "mlpot-model", "format_version": 1, "class": "DescriptorModel",
+    {"format": "mlpot-model", "format_version": 1, "class": "DescriptorModel", "model": "descriptor",
      "config": "<JSON>", "metadata": "<JSON>", "state_dict": {name: tensor}}
+
+``model`` is the registry name (:mod:`mlpot.models.registry`) through which the model is rebuilt,
+``cls(**config)``; ``class`` is the Python class name, which files written before the registry
+carry alone (they still load: the class name is looked up among the registered classes).
 
 plus ``"training_min_distances": "<JSON>"`` when the model records the shortest interatomic
 distance per element pair of its training data (files without it load with None).
@@ -25,20 +29,15 @@ import torch
 from torch import nn
 
 from mlpot.files import atomic_torch_save
+from mlpot.models import registry
 
 FORMAT = "mlpot-model"
 FORMAT_VERSION = 1
 
 
-def _model_classes() -> dict[str, type]:
-    from mlpot.models.atomistic import DescriptorModel
-    from mlpot.models.committee import Committee
-
-    return {"DescriptorModel": DescriptorModel, "Committee": Committee}
-
-
 def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``model`` (a DescriptorModel or Committee) to ``path``; returns the path.
+    """Write ``model`` (a registered model, :mod:`mlpot.models.registry`, or a Committee of them)
+    to ``path``; returns the path.
 
     Args:
         model: the model; it must provide ``config()``.
@@ -46,17 +45,25 @@ def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None 
         metadata: optional JSON-serialisable information kept with the model (training split,
             units, data provenance), read back with :func:`read_metadata`.
     """
-    name = type(model).__name__
-    if name not in _model_classes():
-        raise TypeError(f"cannot save a {name}; known model classes: {sorted(_model_classes())}")
+    from mlpot.models.committee import Committee
+
+    members = list(model.members) if isinstance(model, Committee) else [model]
+    for member in members:
+        if registry.name_of(member) is None:
+            raise TypeError(
+                f"cannot save a {type(member).__name__}: not a registered model (known: "
+                f"{', '.join(registry.names())}); register its class with mlpot.models.registry.register"
+            )
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "class": name,
+        "class": type(model).__name__,
         "config": json.dumps(model.config()),
         "metadata": json.dumps(metadata or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if not isinstance(model, Committee):
+        payload["model"] = registry.name_of(model)
     distances = getattr(model, "training_min_distances", None)
     if distances is not None:
         payload["training_min_distances"] = json.dumps({str(k): float(v) for k, v in distances.items()})
@@ -112,19 +119,31 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 def build_model(name: str, config: dict) -> nn.Module:
-    """Construct an untrained model of class ``name`` from its ``config()`` dict."""
-    classes = _model_classes()
-    if name not in classes:
-        raise ValueError(f"unknown model class {name!r}; known: {sorted(classes)}")
+    """Construct an untrained model from its ``config()`` dict.
+
+    Args:
+        name: a registry name (``"descriptor"``, ``"equivariant"``, …), a registered class's
+            Python name (``"DescriptorModel"``, as model files and committee configs store it),
+            or ``"Committee"``.
+        config: the model's ``config()``.
+    """
     if name == "Committee":
-        return classes[name]([build_model(m["class"], m["config"]) for m in config["members"]])
-    return classes[name](**config)
+        from mlpot.models.committee import Committee
+
+        return Committee([build_model(m.get("model") or m["class"], m["config"]) for m in config["members"]])
+    cls = registry.get(name) if name in registry.names() else registry.class_named(name)
+    if cls is None:
+        raise ValueError(
+            f"unknown model class {name!r}; known models: {', '.join(registry.names())} (a model defined "
+            "outside mlpot must be registered, by importing its module, before its file is loaded)"
+        )
+    return cls(**config)
 
 
 def load_model(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save_model` (never unpickles anything)."""
     payload = _read_payload(path)
-    model = build_model(payload["class"], json.loads(payload["config"]))
+    model = build_model(payload.get("model") or payload["class"], json.loads(payload["config"]))
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:

@@ -13,7 +13,9 @@ from mlpot.nonadiabatic import systems
 from mlpot.nonadiabatic.adiabatic import AdiabaticStates, adiabatic, adiabatic_states
 from mlpot.nonadiabatic.ehrenfest import ehrenfest
 from mlpot.nonadiabatic.hopping import surface_hopping
+from mlpot.nonadiabatic.models import DiabaticModel
+from mlpot.nonadiabatic.training import train_diabatic
 from mlpot.nonadiabatic.wavepacket import wavepacket
 
 __all__ = ["systems", "adiabatic", "adiabatic_states", "AdiabaticStates", "wavepacket", "surface_hopping",
-           "ehrenfest"]
+           "ehrenfest", "DiabaticModel", "train_diabatic"]

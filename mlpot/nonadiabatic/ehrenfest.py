@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from mlpot.nonadiabatic.adiabatic import diabatic_gradient, eigh
-from mlpot.nonadiabatic.hopping import branching, default_max_time, scattering_start
+from mlpot.nonadiabatic.hopping import branching, default_max_time, initial_conditions, scattering_start
 from mlpot.nonadiabatic.systems import DiabaticSystem
 from mlpot.progress import progress
 
@@ -59,18 +59,7 @@ def run_ehrenfest(
         dict of per-trajectory final tensors: ``positions``, ``momenta``, ``populations``
         [n_traj, n] (adiabatic |⟨i|c⟩|²), ``time_au``, ``energy_error_au``.
     """
-    x = torch.as_tensor(positions, dtype=torch.float64)
-    p = torch.as_tensor(momenta, dtype=torch.float64)
-    scalar = x.ndim == 1
-    if scalar:
-        x, p = x[:, None], p[:, None]
-    if x.shape != p.shape or x.ndim != 2:
-        raise ValueError(f"positions and momenta must both be [n_traj, dim]; got {tuple(x.shape)}, {tuple(p.shape)}")
-    if not (torch.isfinite(x).all() and torch.isfinite(p).all()):
-        raise ValueError("initial positions or momenta contain NaN or inf")
-    mass, dt = float(mass_au), float(timestep_au)
-    if not (mass > 0 and dt > 0 and max_time_au > 0):
-        raise ValueError("mass_au, timestep_au and max_time_au must be positive")
+    x, p, scalar, mass, dt = initial_conditions(positions, momenta, mass_au, timestep_au, max_time_au)
 
     def evaluate(xs):
         arg = xs[:, 0] if scalar else xs

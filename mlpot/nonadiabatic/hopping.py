@@ -73,6 +73,32 @@ def _check_decoherence(decoherence) -> float | None:
     raise ValueError(f"unknown decoherence {decoherence!r}; use None or 'edc' (Granucci & Persico 2007)")
 
 
+def initial_conditions(positions, momenta, mass_au: float, timestep_au: float, max_time_au: float):
+    """Checked starting point of a batch of trajectories (FSSH and Ehrenfest share it).
+
+    Args:
+        positions, momenta: [n_traj] or [n_traj, dim], Bohr and a.u.
+        mass_au, timestep_au, max_time_au: positive numbers.
+
+    Returns:
+        ``(x, p, scalar, mass, dt)``: float64 [n_traj, dim] tensors, whether the input was
+        one-dimensional ([n_traj]), and the mass and time step as floats.
+    """
+    x = torch.as_tensor(positions, dtype=torch.float64)
+    p = torch.as_tensor(momenta, dtype=torch.float64)
+    scalar = x.ndim == 1
+    if scalar:
+        x, p = x[:, None], p[:, None]
+    if x.shape != p.shape or x.ndim != 2:
+        raise ValueError(f"positions and momenta must both be [n_traj, dim]; got {tuple(x.shape)}, {tuple(p.shape)}")
+    if not (torch.isfinite(x).all() and torch.isfinite(p).all()):
+        raise ValueError("initial positions or momenta contain NaN or inf")
+    mass, dt = float(mass_au), float(timestep_au)
+    if not (mass > 0 and dt > 0 and max_time_au > 0):
+        raise ValueError("mass_au, timestep_au and max_time_au must be positive")
+    return x, p, scalar, mass, dt
+
+
 def run_surface_hopping(
     diabatic_fn: Callable[[torch.Tensor], torch.Tensor],
     positions: torch.Tensor,
@@ -113,18 +139,7 @@ def run_surface_hopping(
         plus ``active_fraction_vs_time`` [n_records, n] and ``record_times_au``.
     """
     c_edc = _check_decoherence(decoherence)
-    x = torch.as_tensor(positions, dtype=torch.float64)
-    p = torch.as_tensor(momenta, dtype=torch.float64)
-    scalar = x.ndim == 1
-    if scalar:
-        x, p = x[:, None], p[:, None]
-    if x.shape != p.shape or x.ndim != 2:
-        raise ValueError(f"positions and momenta must both be [n_traj, dim]; got {tuple(x.shape)}, {tuple(p.shape)}")
-    if not (torch.isfinite(x).all() and torch.isfinite(p).all()):
-        raise ValueError("initial positions or momenta contain NaN or inf")
-    mass, dt = float(mass_au), float(timestep_au)
-    if not (mass > 0 and dt > 0 and max_time_au > 0):
-        raise ValueError("mass_au, timestep_au and max_time_au must be positive")
+    x, p, scalar, mass, dt = initial_conditions(positions, momenta, mass_au, timestep_au, max_time_au)
 
     def evaluate(xs: torch.Tensor) -> AdiabaticStates:
         arg = xs[:, 0] if scalar else xs

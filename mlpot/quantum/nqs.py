@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mlpot.progress import progress as progress_reporter
@@ -175,12 +174,13 @@ def ground_state(model: str, n_sites, field: float | None = None, periodic: bool
         if int(settings[name]) < (1 if name == "n_samples" else 0):
             raise ValueError(f"{name} must be positive, got {settings[name]}")
     learning_rate = (0.05 if optimizer == "sr" else 0.01) if learning_rate is None else float(learning_rate)
+    n_chains = n_chains or min(int(n_samples), 512)
+    settings.update(learning_rate=learning_rate, n_chains=n_chains, n_final_samples=n_final_samples or 4 * int(n_samples))
     start = time.perf_counter()
-    torch.manual_seed(seed)
     psi = make_ansatz(spin_model, ansatz, alpha, complex_parameters, marshall_sign, seed)
     parameters = list(psi.parameters())
     adam = torch.optim.Adam(parameters, lr=learning_rate) if optimizer == "adam" else None
-    sampler = None if exact_sum else MetropolisSampler(spin_model, n_chains or min(int(n_samples), 512), seed)
+    sampler = None if exact_sum else MetropolisSampler(spin_model, n_chains, seed)
     all_states = enumerate_states(spin_model) if exact_sum else None
     history = {"energy": [], "variance": []}
     first = 0
@@ -230,8 +230,7 @@ def ground_state(model: str, n_sites, field: float | None = None, periodic: bool
                     state["chains"], state["rng"] = sampler.spins, sampler.generator.get_state()
                 save_checkpoint(Path(checkpoint), state)
 
-    final_samples = n_final_samples or 4 * int(n_samples)
-    energy, error, variance = estimate_energy(spin_model, psi, sampler, final_samples)
+    energy, error, variance = estimate_energy(spin_model, psi, sampler, settings["n_final_samples"])
     return GroundStateResult(
         energy=energy, error=error, variance=variance, n_sites=spin_model.n_sites,
         n_parameters=sum(p.numel() for p in parameters), history=history,

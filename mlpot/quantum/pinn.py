@@ -20,6 +20,10 @@ trained by autograd. Units: any consistent set, with ``mass`` and ``hbar`` given
   plus reflected) and ψ' − ikψ = 0 (right: transmitted only). The loss is then quadratic in the
   output layer, so its minimiser is found by one complex least-squares solve rather than by
   gradient steps. T = |ψ(x_right)|² (equal wave numbers on both sides, V = 0 outside).
+* :func:`evolve` — the time-dependent problem iħ∂ψ/∂t = Hψ with ψ(x, t) = Σ_j c_j(t) sin(k_j(x − x_min)):
+  at every instant ċ zeroes the residual iħΦċ − HΦc at as many collocation points as waves (the
+  McLachlan variational principle, solved exactly), a linear ODE ċ = −(i/ħ)Gc with real symmetric
+  G, integrated exactly through G's eigenvectors.
 * :func:`square_barrier_transmission` — the textbook closed form, for comparison.
 """
 
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 __all__ = ["PlaneWaveFeatures", "BoundStateNetwork", "bound_states", "scattering_transmission",
-           "square_barrier_transmission"]
+           "square_barrier_transmission", "TimeEvolution", "evolve"]
 
 
 class PlaneWaveFeatures(nn.Module):
@@ -264,3 +268,62 @@ def _feature_derivatives(layer: PlaneWaveFeatures, x: torch.Tensor):
     """Feature matrix and its first and second x-derivatives [n, 2·n_waves] (fixed k)."""
     with torch.no_grad():
         return tuple(layer.derivative(x, order) for order in range(3))
+
+
+class TimeEvolution:
+    """ψ(x, t) = Σ_j c_j(t) φ_j(x) from :func:`evolve`; call with x [n] and a scalar t: complex [n]."""
+
+    def __init__(self, features: PlaneWaveFeatures, initial: torch.Tensor, generator: torch.Tensor, hbar: float):
+        self.features, self.initial, self.hbar = features, initial, hbar
+        # G is real symmetric (see evolve): exp(−iGt/ħ) through its eigenvectors is exactly unitary
+        self.levels, self.modes = torch.linalg.eigh(generator)
+
+    def coefficients(self, t: float) -> torch.Tensor:
+        phase = torch.exp(-1j * self.levels * (float(t) / self.hbar))
+        modes = self.modes.to(torch.complex128)
+        return modes @ (phase * (modes.T @ self.initial))
+
+    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        with torch.no_grad():
+            sines = self.features(torch.as_tensor(x, dtype=torch.float64))[:, self.initial.shape[0]:]
+            return sines.to(torch.complex128) @ self.coefficients(t)
+
+
+def evolve(potential, psi0, box: tuple[float, float] = (-10.0, 10.0), mass: float = 1.0, hbar: float = 1.0,
+           n_waves: int = 128) -> TimeEvolution:
+    """Solve iħ∂ψ/∂t = −(ħ²/2m)ψ'' + Vψ from ψ(x, 0) = psi0(x) on a box with ψ = 0 at its edges.
+
+    The features are the plane waves sin(k_j (x − x_min)), k_j = jπ/L (j = 1 … n_waves, L the box
+    length), which vanish at both edges; the collocation points are the n_waves interior points
+    x_m = x_min + mL/(n_waves + 1). There the feature matrix Φ is square and orthogonal (a discrete
+    sine transform), so the residual is zeroed exactly and G = Φ⁻¹HΦ = diag(ħ²k²/2m) + Φ⁻¹VΦ is real
+    symmetric: the evolution is unitary.
+
+    Args:
+        potential: callable x [n] → V(x) [n].
+        psi0: callable x [n] → complex ψ(x, 0) [n], negligible at the box edges.
+        box: (x_min, x_max).
+        mass, hbar: particle mass and ħ.
+        n_waves: plane waves (= collocation points).
+
+    Returns:
+        :class:`TimeEvolution`, callable as ψ(x, t).
+    """
+    x_min, x_max = map(float, box)
+    if not x_max > x_min:
+        raise ValueError(f"box must be (x_min, x_max) with x_max > x_min, got {box}")
+    if n_waves < 2:
+        raise ValueError(f"n_waves must be at least 2, got {n_waves}")
+    length = x_max - x_min
+    features = PlaneWaveFeatures(torch.arange(1, n_waves + 1, dtype=torch.float64) * math.pi / length, x_min)
+    x = x_min + length * torch.arange(1, n_waves + 1, dtype=torch.float64) / (n_waves + 1)
+    v = torch.as_tensor(potential(x), dtype=torch.float64)
+    if v.shape != x.shape or not torch.isfinite(v).all():
+        raise ValueError("potential(x) must return finite values of the same shape as x")
+    phi, _, phi2 = (part[:, n_waves:] for part in _feature_derivatives(features, x))  # the sine half
+    h_phi = -hbar**2 / (2.0 * mass) * phi2 + v[:, None] * phi
+    inverse = phi.T * (2.0 / (n_waves + 1))  # DST-I: Φ⁻¹ = 2Φᵀ/(n+1)
+    generator = inverse @ h_phi
+    generator = 0.5 * (generator + generator.T)  # symmetric up to round-off; make it exactly so
+    initial = inverse.to(torch.complex128) @ torch.as_tensor(psi0(x), dtype=torch.complex128)
+    return TimeEvolution(features, initial, generator, hbar)

@@ -70,8 +70,8 @@ class MetropolisSampler:
         n, chains = self.model.n_sites, torch.arange(self.n_chains)
         proposal = self.spins.clone()
         if self.exchange:
-            # a uniformly random up spin and a uniformly random down spin (Gumbel-free: argmax of
-            # noise restricted to each set), exchanged
+            # a uniformly random up spin and a uniformly random down spin (the argmax of uniform
+            # noise restricted to each set), exchanged: 1/(n_up n_down) both ways, so symmetric
             noise = torch.rand(self.n_chains, n, generator=self.generator)
             up = torch.where(self.spins > 0, noise, -1.0).argmax(1)
             down = torch.where(self.spins < 0, noise, -1.0).argmax(1)

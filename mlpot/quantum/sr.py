@@ -81,8 +81,9 @@ def vmc_statistics(local_energies: torch.Tensor, derivatives: torch.Tensor, weig
 def sr_direction(statistics: VMCStatistics, diag_shift: float) -> torch.Tensor:
     """δ = (S + ε 1)⁻¹ F, the stochastic-reconfiguration step direction [P].
 
-    Solved by Cholesky; when the sample count is below the parameter count, by the equivalent
-    sample-space form δ = Xᴴ(X Xᴴ + ε 1)⁻¹ … (push-through identity), which is cheaper.
+    With S = AᵀA (A the [n, P] matrix of weighted centred log-derivatives, real and imaginary parts
+    stacked), a Cholesky solve of the [P, P] system when n ≥ P; otherwise the [n, n] one of the
+    push-through identity (AᵀA + ε)⁻¹ = (1 − Aᵀ(AAᵀ + ε)⁻¹A)/ε, cheaper when samples are few.
     """
     if diag_shift <= 0:
         raise ValueError(f"diag_shift must be positive, got {diag_shift}")
@@ -93,9 +94,6 @@ def sr_direction(statistics: VMCStatistics, diag_shift: float) -> torch.Tensor:
     if n >= p:
         matrix = x.T @ x + diag_shift * torch.eye(p, dtype=x.dtype)
         return torch.cholesky_solve(statistics.forces[:, None], torch.linalg.cholesky(matrix))[:, 0]
-    # (AᵀA + ε)⁻¹ F with F = Aᵀ e for the centred energies e: F lies in the row space of A only
-    # approximately after weighting, so solve the p-space system through the n-space one:
-    # (AᵀA + ε)⁻¹ = (1/ε)(1 − Aᵀ(AAᵀ + ε)⁻¹A)
     small = x @ x.T + diag_shift * torch.eye(n, dtype=x.dtype)
     correction = x.T @ torch.cholesky_solve((x @ statistics.forces)[:, None], torch.linalg.cholesky(small))[:, 0]
     return (statistics.forces - correction) / diag_shift

@@ -76,7 +76,11 @@ class ModelConfig:
     """The potential. Keys other than those below are hyper-parameters passed to the model class and
     checked against its constructor (an unknown one is an error)."""
 
-    name: str = _f("descriptor", help="Model family: `descriptor` (mlpot.models.DescriptorModel).")
+    name: str = _f(
+        "descriptor",
+        help="Registered model name (`mlpot.models.registry`): `descriptor` (mlpot.models.DescriptorModel), "
+        "`equivariant` (mlpot.models.EquivariantModel), or one registered by your own code. `type` is a synonym.",
+    )
     cutoff: float = _f(5.0, help="Cutoff radius, Å.")
     chirality: str = _f("even", help="even (mirror images have equal energy), augment (mirror images added in training) or free.")
     elements: list[str] | None = _f(None, help="Element symbols the model covers (null: those in the training data).")
@@ -197,6 +201,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping of keys, got {type(values).__name__} {values!r}")
+    if cls is ModelConfig:
+        values = _model_type_as_name(values, where)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     extra = {k: v for k, v in values.items() if k not in names}
@@ -225,17 +231,27 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return obj
 
 
+def _model_type_as_name(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``model: {type: NAME}`` is ``model: {name: NAME}`` (both given: they must agree)."""
+    if "type" not in values:
+        return values
+    values = dict(values)
+    kind = values.pop("type")
+    if "name" in values and values["name"] != kind:
+        raise ValueError(f"{where}.type ({kind!r}) and {where}.name ({values['name']!r}) disagree; give one of them")
+    values["name"] = kind
+    return values
+
+
 def check_model_hyperparameters(model: ModelConfig) -> None:
-    """Check ``model.hyperparameters`` against the model class's constructor (names and types)."""
-    if model.name != "descriptor":
-        raise ValueError(f"model.name: unknown model {model.name!r}; known: descriptor")
+    """Check ``model.hyperparameters`` against the registered model class's constructor (names and types)."""
+    from mlpot.models import registry
+
+    if model.name not in registry.names():
+        raise ValueError(f"model.name: unknown model {model.name!r}; known: {', '.join(registry.names())}")
     if model.chirality not in ("even", "augment", "free"):
         raise ValueError(f"model.chirality: expected even, augment or free, got {model.chirality!r}")
-    try:
-        from mlpot.models import DescriptorModel
-    except ImportError:  # model package not importable: nothing to check against
-        return
-    signature = inspect.signature(DescriptorModel.__init__)
+    signature = inspect.signature(registry.get(model.name).__init__)
     params = signature.parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     reserved = {"self", "elements", "cutoff", "chirality", "dtype", "seed"}
@@ -342,11 +358,9 @@ def _default(f: dataclasses.Field) -> str:
     return "null" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def _model_hyperparameter_rows() -> list[str]:
-    """Rows for the DescriptorModel hyper-parameters: name, default and the docstring's text."""
-    from mlpot.models import DescriptorModel
-
-    doc = inspect.getdoc(DescriptorModel) or ""
+def _model_hyperparameter_rows(model_class: type) -> list[str]:
+    """Rows for a model class's hyper-parameters: name, default and the docstring's text."""
+    doc = inspect.getdoc(model_class) or ""
     helps: dict[str, str] = {}
     current = None
     for line in doc.split("Args:", 1)[-1].splitlines():
@@ -362,7 +376,7 @@ def _model_hyperparameter_rows() -> list[str]:
             break
     rows = []
     reserved = {"self", "elements", "cutoff", "chirality", "dtype", "seed"}
-    for name, param in inspect.signature(DescriptorModel.__init__).parameters.items():
+    for name, param in inspect.signature(model_class.__init__).parameters.items():
         if name in reserved or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         default = param.default
@@ -386,8 +400,15 @@ def render_reference() -> str:
             lines.append(f"| `{f.name}` | {_type_name(hints[f.name]).replace(' | ', ' or ')} | {default} | {_help(cls, f)} |")
         lines.append("")
         if cls is ModelConfig:
-            lines += ["Hyper-parameters of `mlpot.models.DescriptorModel` (`name: descriptor`), written directly in the "
-                      "`model` section:", "", "| key | default | meaning |", "|---|---|---|", *_model_hyperparameter_rows(), ""]
+            from mlpot.models import registry
+
+            for model_name in registry.names():
+                model_class = registry.get(model_name)
+                if not model_class.__module__.startswith("mlpot."):  # models registered by user code
+                    continue
+                lines += [f"Hyper-parameters of `mlpot.models.{model_class.__name__}` (`type: {model_name}`), written "
+                          "directly in the `model` section:", "", "| key | default | meaning |", "|---|---|---|",
+                          *_model_hyperparameter_rows(model_class), ""]
     output = next(f for f in dataclasses.fields(TrainConfig) if f.name == "output")
     lines += ["### `output`", "", f"A string, default `{output.default}`. {output.metadata['help']}", ""]
     return "\n".join(lines)

@@ -195,11 +195,12 @@ def mirror_structure(structure: dict[str, Tensor]) -> dict[str, Tensor]:
 
 # --------------------------------------------------------------------------------------- model
 def build_model(config: TrainConfig, elements: Sequence[int | str], dtype: torch.dtype = torch.float64) -> torch.nn.Module:
-    """Construct the potential named by ``config.model`` (initialised from torch's global RNG)."""
-    from mlpot.models import DescriptorModel
+    """Construct the registered potential named by ``config.model`` (initialised from torch's global RNG)."""
+    from mlpot.models import registry
 
     m = config.model
-    return DescriptorModel(list(elements), cutoff=m.cutoff, chirality=m.chirality, dtype=dtype, **m.hyperparameters)
+    model_class = registry.get(m.name)
+    return model_class(list(elements), cutoff=m.cutoff, chirality=m.chirality, dtype=dtype, **m.hyperparameters)
 
 
 def _elements(config: TrainConfig, structures: Sequence[dict[str, Tensor]]) -> list[int]:

@@ -12,6 +12,11 @@ def _value(entry) -> str:
     return f"{entry['value']:.1f} ± {entry['error']:.1f}"
 
 
+def _relative_errors(rows) -> str:
+    errors = [e["error"] / e["value"] for r in rows for k, e in r.items() if k.endswith("kB_per_cell")]
+    return f"{100 * min(errors):.0f}–{100 * max(errors):.0f}%"
+
+
 def render() -> list[str]:
     if not RESULT.exists():
         return []
@@ -38,5 +43,9 @@ def render() -> list[str]:
         else:
             line += "refused (ESS < 50) | | |"
         lines.append(line)
-    lines += ["", "![C_V of a learned potential](benchmarks/results/heat_capacity_learned.png)", ""]
+    raw = max(abs(r["z_model_vs_emt"]) for r in data["rows"])
+    reweighted = [abs(r["z_reweighted_vs_emt"]) for r in data["rows"] if "z_reweighted_vs_emt" in r]
+    lines += ["", f"Largest |z|: raw C_V[model] {raw:.1f}" + (f", reweighted {max(reweighted):.1f}" if reweighted else "")
+              + f"; relative errors of these runs {_relative_errors(data['rows'])}.", "",
+              "![C_V of a learned potential](benchmarks/results/heat_capacity_learned.png)", ""]
     return lines

@@ -44,6 +44,8 @@ def render() -> list[str]:
                 f"{row['energy']:.5f} ± {row['error']:.5f} | {row['exact']:.5f} | {row['relative_error']:.1e} | "
                 f"{sigmas} | {row['wall_time_s']:.0f} | {_target(row)} |")
         commands = sorted({row["command"] for _, row in runs})
+        if (RESULTS.parent / "quantum" / "nqs_convergence.png").exists():
+            lines += ["", "![NQS energy vs iteration](benchmarks/results/quantum/nqs_convergence.png)"]
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in commands) + ".",
                   f"{data.get('note', '')} NetKet's example scripts for these systems (1D TFIM and Heisenberg, "
                   "N = 20, 1000 samples × 300 SR steps) publish no runtimes, so no timing comparison is quoted.", ""]
@@ -70,7 +72,9 @@ def render() -> list[str]:
             f"{waves['free_packet_2d']['max_residual']:.0e}). Physics-informed bound states of ½x²: "
             + ", ".join(f"{e:.6f}" for e in oscillator["energies"])
             + f" (largest error {oscillator['max_error']:.0e}). Square-barrier transmission (V₀ = 1, a = 1): "
-            + ", ".join(f"E = {r['energy']:g}: {r['transmission']:.6f} vs {r['analytic']:.6f}" for r in barrier) + ".",
+            + ", ".join(f"E = {r['energy']:g}: {r['transmission']:.6f} vs {r['analytic']:.6f}" for r in barrier) + "."
+            + (f" Time-dependent solver, coherent state in ½x²: centre and width within "
+               f"{waves['coherent_state']['max_error']:.0e} of x₀cos t and 1/√2." if "coherent_state" in waves else ""),
             "",
             f"`{data['command']}` (the last run; each row above records its own command in the JSON).",
             "",

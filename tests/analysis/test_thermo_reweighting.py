@@ -24,7 +24,7 @@ from mlpot.analysis import (
 )
 from mlpot.units import KB_EV_PER_K
 
-dynamics = pytest.importorskip("mlpot.dynamics")
+from mlpot import dynamics  # noqa: E402
 
 T = 300.0
 KT = KB_EV_PER_K * T

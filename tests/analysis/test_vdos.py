@@ -20,7 +20,7 @@ from mlpot.analysis import quantum_correction, quantum_heat_capacity, vibrationa
 from mlpot.analysis.vdos import PLANCK_EV_PS, einstein_heat_capacity
 from mlpot.units import KB_EV_PER_K
 
-dynamics = pytest.importorskip("mlpot.dynamics")
+from mlpot import dynamics  # noqa: E402
 
 T = 100.0
 TIMESTEP_FS = 2.0

@@ -76,7 +76,7 @@ def test_overlap_across_a_periodic_boundary_is_found():
         (dict(ensemble="langevin"), "needs temperature_K"),
         (dict(ensemble="bussi", temperature_K=-5.0), "temperature_K must be positive"),
         (dict(ensemble="langevin", temperature_K=300, friction_per_fs=0.0), "friction_per_fs must be positive"),
-        (dict(ensemble="npt"), "unknown ensemble"),
+        (dict(ensemble="nph"), "unknown ensemble"),
         (dict(steps=-1), "steps must be non-negative"),
         (dict(skin=-0.5), "skin must be"),
     ],

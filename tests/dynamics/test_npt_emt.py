@@ -3,7 +3,7 @@
 * κ_T from the volume fluctuations of NPT agrees with −(1/V) ΔV/ΔP from the mean pressures of two NVT runs at
   ±1% volume;
 * C_P − C_V = T V α²/κ_T, with C_P, α, κ_T from the NPT run and C_V from an NVT run at its mean volume;
-* the mean volume agrees with ASE's own NPT driver (Martyna–Tobias–Klein, ``IsotropicMTKNPT``).
+* the mean volume agrees with ASE's own NPT driver (``ase.md.langevinbaoab.LangevinBAOAB``, hydrostatic).
 
 EMT costs about 15 ms a step for 32 atoms here, so these are slow tests (minutes): ``pytest -m slow``.
 """
@@ -97,18 +97,24 @@ def test_cp_minus_cv_identity(npt_run):
 
 
 def test_mean_volume_matches_ase_npt_driver(npt_run):
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT
+    """ASE's Langevin BAOAB with a hydrostatic Langevin–Hoover barostat (ase.md.langevinbaoab).
+
+    (ASE's IsotropicMTKNPT with tdamp = 100 fs, pdamp = 1 ps gave 375.90 ± 0.12 Å³ here, against 376.79 ± 0.08 Å³
+    from LangevinBAOAB and 376.7 ± 0.1 Å³ where the mean pressure of an NVT run crosses zero; the MTK run disagrees
+    with both, not investigated further, so the Langevin driver is the reference here.)
+    """
+    from ase.md.langevinbaoab import LangevinBAOAB
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     atoms = copper()
     atoms.calc = EMT()
     MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=np.random.default_rng(0))
-    driver = IsotropicMTKNPT(atoms, DT_FS * units.fs, temperature_K=T, pressure_au=0.0,
-                             tdamp=20 * DT_FS * units.fs, pdamp=200 * DT_FS * units.fs)
+    driver = LangevinBAOAB(atoms, DT_FS * units.fs, temperature_K=T, externalstress=0.0, hydrostatic=True,
+                           T_tau=50 * units.fs, P_tau=500 * units.fs, rng=np.random.default_rng(1))
     volumes = []
     driver.attach(lambda: volumes.append(atoms.get_volume()), interval=SAMPLE)
     driver.run(6000)
     theirs = mean_error(np.asarray(volumes[120:]), name="ASE volume")
     ours = mean_error(npt_run["volume_A3"], name="volume")
-    print(f"⟨V⟩ mlpot {ours.mean:.3f} ± {ours.error:.3f} Å³, ASE IsotropicMTKNPT {theirs.mean:.3f} ± {theirs.error:.3f} Å³")
+    print(f"⟨V⟩ mlpot {ours.mean:.3f} ± {ours.error:.3f} Å³, ASE LangevinBAOAB {theirs.mean:.3f} ± {theirs.error:.3f} Å³")
     assert abs(ours.mean - theirs.mean) < 2 * np.hypot(ours.error, theirs.error)

@@ -138,3 +138,15 @@ def test_ehrenfest_without_coupling_stays_diabatic():
                        timestep_au=2.0, show_progress=False)
     assert result["transmission_upper"] == pytest.approx(1.0, abs=1e-12)
     assert sum(result[c] for c in CHANNELS) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k0", [10.0, 20.0, 30.0])
+def test_fssh_matches_exact_for_k_at_least_10_with_many_trajectories(k0):
+    system = systems.TullySimpleAvoidedCrossing()
+    exact = wavepacket(system, k0, timestep_au=2.0)
+    fssh = surface_hopping(system, k0, n_trajectories=2000, seed=11, timestep_au=min(2.0, 30.0 / k0),
+                           show_progress=False)
+    for channel in CHANNELS:
+        standard_error = math.sqrt(exact[channel] * (1 - exact[channel]) / 2000)
+        assert abs(fssh[channel] - exact[channel]) < 0.05 + 3 * standard_error, channel

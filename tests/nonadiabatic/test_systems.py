@@ -117,3 +117,11 @@ def test_packet_is_normalised_and_its_wigner_samples_have_its_moments():
     assert abs(float(x.var()) - packet.sigma_bohr**2) < 4 * packet.sigma_bohr**2 * math.sqrt(2 / n)
     assert abs(float(p.var()) - packet.sigma_k**2) < 4 * packet.sigma_k**2 * math.sqrt(2 / n)
     assert torch.equal(packet.wigner_sample(5, seed=1)[0], packet.wigner_sample(5, seed=1)[0])
+
+
+def test_public_api_names():
+    import mlpot.nonadiabatic as na
+
+    for name in ("adiabatic", "surface_hopping", "wavepacket", "DiabaticModel", "ehrenfest", "train_diabatic"):
+        assert callable(getattr(na, name))
+    assert na.systems.TullyDualAvoidedCrossing is systems.TullyDualAvoidedCrossing

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from mlpot.quantum.pinn import PlaneWaveFeatures, bound_states, scattering_transmission, square_barrier_transmission
+from mlpot.quantum.pinn import PlaneWaveFeatures, bound_states, evolve, scattering_transmission, square_barrier_transmission
+from mlpot.quantum.waves import free_packet
 
 
 def test_closed_form_feature_derivatives_match_autograd():
@@ -62,6 +63,32 @@ def test_transmission_formula_is_continuous_at_the_barrier_top():
     assert square_barrier_transmission(0.7, 1e-12, 1.0) == pytest.approx(1.0, abs=1e-9)
 
 
+def moments(psi, x):
+    dx = float(x[1] - x[0])
+    density = psi.abs() ** 2
+    norm = float(density.sum() * dx)
+    mean = float((density * x).sum() * dx / norm)
+    return norm, mean, math.sqrt(float((density * (x - mean) ** 2).sum() * dx / norm))
+
+
+def test_coherent_state_oscillates_rigidly_in_the_harmonic_potential():
+    # a displaced ground state of V = ½mω²x² keeps its width 1/√2 and its centre follows x0 cos ωt
+    x0 = 1.5
+    evolution = evolve(lambda x: 0.5 * x**2, lambda x: math.pi**-0.25 * torch.exp(-0.5 * (x - x0) ** 2))
+    x = torch.linspace(-10, 10, 4001, dtype=torch.float64)
+    for t in (0.0, 0.7, 2.0, math.pi, 10.0):
+        norm, mean, width = moments(evolution(x, t), x)
+        assert abs(norm - 1.0) < 1e-10 and abs(mean - x0 * math.cos(t)) < 1e-10 and abs(width - math.sqrt(0.5)) < 1e-10
+
+
+def test_time_evolution_agrees_with_the_exact_plane_wave_network():
+    # V = 0 in a box much wider than the packet: the two methods must agree pointwise
+    x0, k0, sigma0, t = 0.0, 1.0, 1.0, 3.0
+    evolution = evolve(lambda x: 0 * x, lambda x: free_packet(x0, k0, sigma0)(x, 0.0), box=(-40.0, 40.0), n_waves=400)
+    x = torch.linspace(-5, 10, 301, dtype=torch.float64)
+    assert (evolution(x, t) - free_packet(x0, k0, sigma0)(x, t)).abs().max() < 1e-8
+
+
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="box"):
         bound_states(lambda x: x**2, box=(1.0, -1.0))
@@ -69,5 +96,7 @@ def test_bad_input_is_rejected():
         bound_states(lambda x: x / 0.0 * 0.0)
     with pytest.raises(ValueError, match="positive"):
         scattering_transmission(lambda x: 0 * x, -1.0, [0.0, 1.0])
+    with pytest.raises(ValueError, match="n_waves"):
+        evolve(lambda x: 0 * x, lambda x: torch.exp(-x**2), n_waves=1)
     with pytest.raises(ValueError, match="increasing"):
         scattering_transmission(lambda x: 0 * x, 1.0, [1.0, 0.0])
