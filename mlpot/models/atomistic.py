@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
@@ -36,22 +35,12 @@ from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
+from mlpot.models.elements import ElementEnergies
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
 from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
 
 CHIRALITY_MODES = ("even", "augment", "free")
-
-
-def _atomic_number(element: str | int) -> int:
-    if isinstance(element, str):
-        if element not in atomic_numbers:
-            raise ValueError(f"unknown element symbol {element!r}")
-        return atomic_numbers[element]
-    z = int(element)
-    if not 1 <= z <= 118:
-        raise ValueError(f"unknown atomic number {z} (valid: 1..118)")
-    return z
 
 
 class ElementMLPs(nn.Module):
@@ -223,7 +212,7 @@ GROUP_BY_ELEMENT_FROM = 64
 
 
 @register("descriptor")
-class DescriptorModel(Potential):
+class DescriptorModel(ElementEnergies, Potential):
     """Behler–Parrinello-style potential on scalar and pseudoscalar descriptors.
 
     Args:
@@ -271,13 +260,10 @@ class DescriptorModel(Potential):
             raise ValueError(f"chirality must be one of {CHIRALITY_MODES}, got {chirality!r}")
         if not cutoff > 0:
             raise ValueError(f"cutoff must be positive, got {cutoff}")
-        numbers = sorted({_atomic_number(e) for e in elements})
-        if not numbers:
-            raise ValueError("elements must name at least one element")
+        numbers = self.register_elements(elements)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.cutoff = float(cutoff)
         self.chirality = chirality
-        self.atomic_numbers = numbers
         self.hyperparameters = {
             "n_radial": int(n_radial),
             "n_channels": int(n_channels),
@@ -304,17 +290,11 @@ class DescriptorModel(Potential):
             if generator_state is not None:
                 torch.random.set_rng_state(generator_state)
 
-        species_of_z = torch.full((119,), -1, dtype=torch.int64)
-        species_of_z[numbers] = torch.arange(len(numbers))
-        self.register_buffer("species_of_z", species_of_z)
         # Standardisation of the descriptors (fit_descriptor_statistics). Pseudoscalars are only
         # scaled, never shifted, so that χ → −χ stays exactly a mirror.
         self.register_buffer("scalar_mean", torch.zeros(self.descriptor.n_scalars))
         self.register_buffer("scalar_std", torch.ones(self.descriptor.n_scalars))
         self.register_buffer("pseudoscalar_std", torch.ones(self.descriptor.n_pseudoscalars))
-        # Energy statistics (set_energy_statistics): e_ref per element, eV, and the output scale, eV.
-        self.register_buffer("reference_energy", torch.zeros(len(numbers)))
-        self.register_buffer("energy_scale", torch.ones(()))
         self.to(dtype)
 
     # --- configuration ------------------------------------------------------------------
@@ -333,23 +313,7 @@ class DescriptorModel(Potential):
         """Floating dtype of the parameters (read from one of them: cheaper than iterating)."""
         return self.descriptor.channel_weights.dtype
 
-    @property
-    def elements(self) -> list[str]:
-        """Chemical symbols of the elements, in species order."""
-        return [chemical_symbols[z] for z in self.atomic_numbers]
-
     # --- statistics fitted on training data ----------------------------------------------
-    def set_energy_statistics(self, reference_energies: dict[int, float], scale: float) -> None:
-        """Set per-element reference energies (eV, keyed by atomic number) and the energy scale (eV)."""
-        if not scale > 0:
-            raise ValueError(f"energy scale must be positive, got {scale}")
-        for z, value in reference_energies.items():
-            species = int(self.species_of_z[int(z)])
-            if species < 0:
-                raise ValueError(f"reference energy given for element {z}, which this model does not have")
-            self.reference_energy[species] = float(value)
-        self.energy_scale.fill_(float(scale))
-
     @torch.no_grad()
     def fit_descriptor_statistics(self, data: dict[str, Tensor]) -> None:
         """Standardise the descriptors with their mean and spread over the atoms of ``data`` (a training batch)."""
@@ -362,14 +326,6 @@ class DescriptorModel(Potential):
         self.pseudoscalar_std.copy_(rms.clamp(min=1e-3 * float(rms.max().clamp(min=1e-12))))
 
     # --- evaluation ---------------------------------------------------------------------
-    def species(self, numbers: Tensor) -> Tensor:
-        """Model species index of each atom; raises for elements the model does not know."""
-        species = self.species_of_z[numbers]
-        if bool((species < 0).any()):
-            unknown = sorted({chemical_symbols[z] for z in numbers[species < 0].tolist()})
-            raise ValueError(f"the model knows the elements {self.elements}, not {unknown}")
-        return species
-
     def descriptors(self, data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Raw scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p] of ``data``."""
         positions, batch, _, cell = self._inputs(data)

@@ -44,13 +44,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from ase.data import chemical_symbols
 from e3nn import o3
 from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.descriptors.radial import BesselBasis, smooth_cutoff
-from mlpot.models.atomistic import CHIRALITY_MODES, _atomic_number
+from mlpot.models.atomistic import CHIRALITY_MODES
+from mlpot.models.elements import ElementEnergies
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register
 from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
@@ -60,7 +60,7 @@ __all__ = ["EquivariantModel"]
 
 
 @register("equivariant")
-class EquivariantModel(Potential):
+class EquivariantModel(ElementEnergies, Potential):
     """Strictly local equivariant potential (module docstring).
 
     Args:
@@ -107,15 +107,12 @@ class EquivariantModel(Potential):
                 raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
         if chirality == "free" and layers < 2:
             raise ValueError("chirality 'free' needs layers ≥ 2: pseudoscalars first appear at the second layer")
-        numbers = sorted({_atomic_number(e) for e in elements})
-        if not numbers:
-            raise ValueError("elements must name at least one element")
+        numbers = self.register_elements(elements)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         self.cutoff = float(cutoff)
         self.chirality = chirality
-        self.atomic_numbers = numbers
         self.hyperparameters = {
             "n_radial": n_radial, "l_max": l_max, "channels": channels, "latent": latent, "layers": layers,
             "hidden": [int(h) for h in hidden], "repulsion": repulsion,
@@ -131,13 +128,8 @@ class EquivariantModel(Potential):
             if generator_state is not None:
                 torch.random.set_rng_state(generator_state)
 
-        species_of_z = torch.full((119,), -1, dtype=torch.int64)
-        species_of_z[numbers] = torch.arange(len(numbers))
-        self.register_buffer("species_of_z", species_of_z)
-        # n = 1/√(mean neighbours), fitted by fit_descriptor_statistics; e_ref per element and the scale, eV.
+        # n = 1/√(mean neighbours), fitted by fit_descriptor_statistics.
         self.register_buffer("neighbour_normalisation", torch.ones(()))
-        self.register_buffer("reference_energy", torch.zeros(len(numbers)))
-        self.register_buffer("energy_scale", torch.ones(()))
         self.to(dtype)
 
     def _build_layers(self, n_species: int, n_radial: int, l_max: int, channels: int, latent: int, layers: int,
@@ -179,23 +171,7 @@ class EquivariantModel(Potential):
             "dtype": str(self.dtype).removeprefix("torch."),
         }
 
-    @property
-    def elements(self) -> list[str]:
-        """Chemical symbols of the elements, in species order."""
-        return [chemical_symbols[z] for z in self.atomic_numbers]
-
     # --- statistics fitted on training data ----------------------------------------------
-    def set_energy_statistics(self, reference_energies: dict[int, float], scale: float) -> None:
-        """Set per-element reference energies (eV, keyed by atomic number) and the energy scale (eV)."""
-        if not scale > 0:
-            raise ValueError(f"energy scale must be positive, got {scale}")
-        for z, value in reference_energies.items():
-            species = int(self.species_of_z[int(z)])
-            if species < 0:
-                raise ValueError(f"reference energy given for element {z}, which this model does not have")
-            self.reference_energy[species] = float(value)
-        self.energy_scale.fill_(float(scale))
-
     @torch.no_grad()
     def fit_descriptor_statistics(self, data: dict[str, Tensor]) -> None:
         """Set n = 1/√(mean neighbours within the cutoff per atom) from ``data`` (a training batch)."""
@@ -206,14 +182,6 @@ class EquivariantModel(Potential):
         self.neighbour_normalisation.fill_(mean ** -0.5 if mean > 0 else 1.0)
 
     # --- evaluation ---------------------------------------------------------------------
-    def species(self, numbers: Tensor) -> Tensor:
-        """Model species index of each atom; raises for elements the model does not know."""
-        species = self.species_of_z[numbers]
-        if bool((species < 0).any()):
-            unknown = sorted({chemical_symbols[z] for z in numbers[species < 0].tolist()})
-            raise ValueError(f"the model knows the elements {self.elements}, not {unknown}")
-        return species
-
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:

@@ -1,0 +1,77 @@
+"""What every per-element model shares: its elements, the species index of each atom, and the
+per-element energy shift and output scale that training fits before it optimises anything.
+
+A model mixes in :class:`ElementEnergies` (before :class:`~mlpot.models.potential.Potential`),
+calls :meth:`ElementEnergies.register_elements` in its constructor, and then has ``elements``,
+``species(numbers)`` and ``set_energy_statistics(...)``, and the buffers ``reference_energy``
+[n_species] (eV) and ``energy_scale`` [] (eV) to apply as E_i = e_ref[z_i] + scale · f(...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from ase.data import atomic_numbers, chemical_symbols
+from torch import Tensor
+
+__all__ = ["ElementEnergies", "atomic_number"]
+
+
+def atomic_number(element: str | int) -> int:
+    """The atomic number of a symbol or a number; ValueError for anything that is not an element."""
+    if isinstance(element, str):
+        if element not in atomic_numbers:
+            raise ValueError(f"unknown element symbol {element!r}")
+        return atomic_numbers[element]
+    z = int(element)
+    if not 1 <= z <= 118:
+        raise ValueError(f"unknown atomic number {z} (valid: 1..118)")
+    return z
+
+
+class ElementEnergies:
+    """Mixin: the elements of a model, their species indices and the fitted energy statistics."""
+
+    atomic_numbers: list[int]
+
+    def register_elements(self, elements: Sequence[str | int]) -> list[int]:
+        """Set ``atomic_numbers`` (sorted) and register the element buffers; returns the numbers.
+
+        Buffers: ``species_of_z`` [119] (species index of each atomic number, −1 if unknown),
+        ``reference_energy`` [n_species] (eV, zero until fitted), ``energy_scale`` [] (eV, one).
+        """
+        numbers = sorted({atomic_number(e) for e in elements})
+        if not numbers:
+            raise ValueError("elements must name at least one element")
+        self.atomic_numbers = numbers
+        species_of_z = torch.full((119,), -1, dtype=torch.int64)
+        species_of_z[numbers] = torch.arange(len(numbers))
+        self.register_buffer("species_of_z", species_of_z)
+        self.register_buffer("reference_energy", torch.zeros(len(numbers)))
+        self.register_buffer("energy_scale", torch.ones(()))
+        return numbers
+
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols of the elements, in species order."""
+        return [chemical_symbols[z] for z in self.atomic_numbers]
+
+    def species(self, numbers: Tensor) -> Tensor:
+        """Model species index [n_atoms] of each atom; raises for elements the model does not know."""
+        species = self.species_of_z[numbers]
+        if bool((species < 0).any()):
+            unknown = sorted({chemical_symbols[z] for z in numbers[species < 0].tolist()})
+            raise ValueError(f"the model knows the elements {self.elements}, not {unknown}")
+        return species
+
+    def set_energy_statistics(self, reference_energies: dict[int, float], scale: float) -> None:
+        """Set per-element reference energies (eV, keyed by atomic number) and the energy scale (eV)."""
+        if not scale > 0:
+            raise ValueError(f"energy scale must be positive, got {scale}")
+        for z, value in reference_energies.items():
+            species = int(self.species_of_z[int(z)])
+            if species < 0:
+                raise ValueError(f"reference energy given for element {z}, which this model does not have")
+            self.reference_energy[species] = float(value)
+        self.energy_scale.fill_(float(scale))
