@@ -35,12 +35,12 @@ from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
-from mlpot.models.elements import ElementEnergies
+# CHIRALITY_MODES stays importable from here, where it was defined before elements.py existed.
+from mlpot.models.elements import CHIRALITY_MODES, ElementEnergies, check_model_options  # noqa: F401
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
-from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
+from mlpot.models.repulsion import ZBLRepulsion
 
-CHIRALITY_MODES = ("even", "augment", "free")
 
 
 class ElementMLPs(nn.Module):
@@ -254,12 +254,7 @@ class DescriptorModel(ElementEnergies, Potential):
         repulsion: str | None = None,
     ):
         super().__init__()
-        if repulsion not in REPULSIONS:
-            raise ValueError(f"repulsion must be one of {REPULSIONS}, got {repulsion!r}")
-        if chirality not in CHIRALITY_MODES:
-            raise ValueError(f"chirality must be one of {CHIRALITY_MODES}, got {chirality!r}")
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        check_model_options(cutoff, chirality, repulsion)
         numbers = self.register_elements(elements)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.cutoff = float(cutoff)

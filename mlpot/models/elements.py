@@ -15,7 +15,13 @@ import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
 
-__all__ = ["ElementEnergies", "atomic_number"]
+from mlpot.models.repulsion import REPULSIONS
+
+__all__ = ["CHIRALITY_MODES", "ElementEnergies", "atomic_number", "check_model_options"]
+
+#: How a model treats pseudoscalars (docs/conventions.md): mirror-even energy, mirror images in
+#: training, or pseudoscalars free to enter the energy.
+CHIRALITY_MODES = ("even", "augment", "free")
 
 
 def atomic_number(element: str | int) -> int:
@@ -28,6 +34,17 @@ def atomic_number(element: str | int) -> int:
     if not 1 <= z <= 118:
         raise ValueError(f"unknown atomic number {z} (valid: 1..118)")
     return z
+
+
+def check_model_options(cutoff: float, chirality: str, repulsion: str | None) -> None:
+    """Raise ValueError for the options every per-element model takes: cutoff (Å, > 0), chirality
+    (one of :data:`CHIRALITY_MODES`) and repulsion (one of :data:`mlpot.models.repulsion.REPULSIONS`)."""
+    if repulsion not in REPULSIONS:
+        raise ValueError(f"repulsion must be one of {REPULSIONS}, got {repulsion!r}")
+    if chirality not in CHIRALITY_MODES:
+        raise ValueError(f"chirality must be one of {CHIRALITY_MODES}, got {chirality!r}")
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be positive, got {cutoff}")
 
 
 class ElementEnergies:

@@ -49,11 +49,10 @@ from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.descriptors.radial import BesselBasis, smooth_cutoff
-from mlpot.models.atomistic import CHIRALITY_MODES
-from mlpot.models.elements import ElementEnergies
+from mlpot.models.elements import ElementEnergies, check_model_options
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register
-from mlpot.models.repulsion import REPULSIONS, ZBLRepulsion
+from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.nn import ChannelwiseTensorProduct, ScalarMLP, edge_irreps, scale_channels, sh_irreps
 
 __all__ = ["EquivariantModel"]
@@ -95,12 +94,7 @@ class EquivariantModel(ElementEnergies, Potential):
         repulsion: str | None = None,
     ):
         super().__init__()
-        if repulsion not in REPULSIONS:
-            raise ValueError(f"repulsion must be one of {REPULSIONS}, got {repulsion!r}")
-        if chirality not in CHIRALITY_MODES:
-            raise ValueError(f"chirality must be one of {CHIRALITY_MODES}, got {chirality!r}")
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        check_model_options(cutoff, chirality, repulsion)
         for name, value, least in (("n_radial", n_radial, 1), ("l_max", l_max, 1), ("channels", channels, 1),
                                    ("latent", latent, 1), ("layers", layers, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
