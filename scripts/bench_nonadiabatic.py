@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from mlpot.nonadiabatic import adiabatic_states, systems  # noqa: E402
 from mlpot.nonadiabatic.adiabatic import eigh  # noqa: E402
-from mlpot.nonadiabatic.models import DiabaticModel  # noqa: E402
-from mlpot.nonadiabatic.training import phase_free_coupling_error, train_diabatic  # noqa: E402
 from mlpot.nonadiabatic.ehrenfest import ehrenfest  # noqa: E402
 from mlpot.nonadiabatic.hopping import surface_hopping  # noqa: E402
+from mlpot.nonadiabatic.models import DiabaticModel  # noqa: E402
+from mlpot.nonadiabatic.training import phase_free_coupling_error, train_diabatic  # noqa: E402
 from mlpot.nonadiabatic.wavepacket import wavepacket  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

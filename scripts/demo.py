@@ -40,7 +40,7 @@ from mlpot.data import atomic_data_from_atoms, atoms_from_atomic_data
 from mlpot.data.datasets import read_structures
 from mlpot.dynamics import ProgressBar, ThermoRecorder, simulate
 from mlpot.training.config import config_from_dict
-from mlpot.training.trainer import evaluate, predict, train
+from mlpot.training.trainer import evaluate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "datasets" / "rmd17" / "rmd17_ethanol_train_01.npz"

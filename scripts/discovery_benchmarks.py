@@ -38,9 +38,9 @@ from scipy.special import ellipk
 from mlpot.hamiltonian import afm
 from mlpot.hamiltonian.cli import plot_level_sets, plot_spectrum
 from mlpot.hamiltonian.discovery import discover
-from mlpot.hamiltonian.reference_problems import REFERENCE_PROBLEMS, add_noise
 from mlpot.hamiltonian.integrators import leapfrog
 from mlpot.hamiltonian.koopman import edmd
+from mlpot.hamiltonian.reference_problems import REFERENCE_PROBLEMS, add_noise
 from mlpot.progress import progress
 
 AFM_BASES_TRAIN = [1.3, 1.5, 1.8, 2.2, 3.0, 5.0, 10.0, 30.0]

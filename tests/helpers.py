@@ -9,12 +9,12 @@ order of the finite-difference formula, never from what happened to pass.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+
 import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk, molecule
-
-from pathlib import Path
 
 from mlpot.data import atomic_data_from_atoms, collate
 

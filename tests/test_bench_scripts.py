@@ -140,6 +140,7 @@ def test_readme_captions_of_the_stored_results_say_what_was_timed():
 
 def test_hamiltonian_table_sets_the_published_numbers_beside_ours():
     import hnn_benchmarks
+
     from mlpot.hamiltonian.experiments import CONSERVATIVE_SYSTEMS
 
     assert set(hnn_benchmarks.PUBLISHED["systems"]) == set(CONSERVATIVE_SYSTEMS)

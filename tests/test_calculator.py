@@ -12,7 +12,6 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.test import gradient_test
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
-
 from helpers import ETHANOL, fit_small_ethanol_model
 
 import mlpot

@@ -50,7 +50,6 @@ from mlpot.analysis.reweighting import (
     heat_capacity_committee,
     heat_capacity_reweighted,
 )
-from mlpot.analysis.vdos import quantum_correction, quantum_heat_capacity, vibrational_density_of_states
 from mlpot.analysis.thermo import (
     GAS_CONSTANT_J_PER_MOL_K,
     Estimate,
@@ -59,6 +58,7 @@ from mlpot.analysis.thermo import (
     heat_capacity_configurational,
     heat_capacity_microcanonical,
 )
+from mlpot.analysis.vdos import quantum_correction, quantum_heat_capacity, vibrational_density_of_states
 
 __all__ = [
     "AutocorrelationTime",

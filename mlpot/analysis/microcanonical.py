@@ -7,12 +7,16 @@ pass ``n_constraints`` to match the state's ``n_dof``), never guessed here.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlpot.analysis.blocking import MIN_BLOCKS, as_series, block_average
 from mlpot.analysis.noise import NoiseVariance
 from mlpot.units import KB_EV_PER_K
+
+if TYPE_CHECKING:  # thermo imports this module; the annotation alone needs the name
+    from mlpot.analysis.thermo import HeatCapacityResult
 
 __all__ = ["heat_capacity_microcanonical"]
 

@@ -19,8 +19,8 @@ import math
 from ase import units as _ase
 
 from mlpot.analysis.blocking import MIN_BLOCKS, as_series, block_average, mean_error
-from mlpot.analysis.thermo import Estimate, HeatCapacityResult, _check_temperature, _fluctuation_heat_capacity
 from mlpot.analysis.noise import NoiseVariance
+from mlpot.analysis.thermo import Estimate, HeatCapacityResult, _check_temperature, _fluctuation_heat_capacity
 from mlpot.units import KB_EV_PER_K
 
 __all__ = ["heat_capacity_isobaric", "isothermal_compressibility", "thermal_expansion", "heat_capacity_difference"]

@@ -23,7 +23,15 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mlpot.descriptors.chirality import pseudoscalars as triple_products
-from mlpot.descriptors.invariants import bispectrum, bispectrum_backward, mix_channels, mix_channels_backward, monomials, neighbour_slots, power_spectrum
+from mlpot.descriptors.invariants import (
+    bispectrum,
+    bispectrum_backward,
+    mix_channels,
+    mix_channels_backward,
+    monomials,
+    neighbour_slots,
+    power_spectrum,
+)
 
 
 def descriptor_forward(

@@ -40,8 +40,8 @@ conserved quantities and restart.
 
 from mlpot.dynamics.barostat import NPTRecorder, StochasticCellRescaling
 from mlpot.dynamics.engine import Simulation, simulate
-from mlpot.dynamics.health import CloseContactError, HealthCheck, MDInstabilityError
 from mlpot.dynamics.forces import ASECalculatorForces, PotentialForces
+from mlpot.dynamics.health import CloseContactError, HealthCheck, MDInstabilityError
 from mlpot.dynamics.integrators import (
     ENSEMBLES,
     BussiThermostat,
@@ -54,7 +54,14 @@ from mlpot.dynamics.integrators import (
     temperature,
 )
 from mlpot.dynamics.momenta import degrees_of_freedom, maxwell_boltzmann_momenta
-from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, Reporter, ThermoLog, ThermoRecorder, TrajectoryWriter
+from mlpot.dynamics.reporters import (
+    CheckpointWriter,
+    ProgressBar,
+    Reporter,
+    ThermoLog,
+    ThermoRecorder,
+    TrajectoryWriter,
+)
 
 __all__ = [
     "simulate",

@@ -23,7 +23,6 @@ import secrets
 import signal
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 

@@ -139,7 +139,6 @@ class TrajectoryWriter(Reporter):
 
     def start(self, sim) -> None:
         import ase.io
-
         from ase.io.trajectory import Trajectory
 
         self._handles = []

@@ -57,7 +57,13 @@ def run_hnn(args: argparse.Namespace) -> int:
     """Entry point of ``mlpot hnn``."""
     import torch
 
-    from mlpot.hamiltonian.experiments import CONSERVATIVE_SYSTEMS, run_conservative, run_duffing, settings_for, write_json
+    from mlpot.hamiltonian.experiments import (
+        CONSERVATIVE_SYSTEMS,
+        run_conservative,
+        run_duffing,
+        settings_for,
+        write_json,
+    )
 
     if args.system in ANALYSIS_CHOICES:
         return run_analysis(args)

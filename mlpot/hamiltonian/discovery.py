@@ -80,6 +80,11 @@ def _monomial(powers: tuple[int, ...], names: list[str]) -> Term:
     return Term(name, func)
 
 
+def _inverse_r(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """1/|q| over all coordinates: the Kepler (or Coulomb) potential in relative coordinates."""
+    return 1.0 / torch.linalg.vector_norm(q, dim=-1)
+
+
 def build_library(library, dim: int) -> list[Term]:
     """Expand a library specification into terms.
 

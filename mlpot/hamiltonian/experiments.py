@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ import torch
 from mlpot.hamiltonian.hnn import HNN, NeuralODEBaseline
 from mlpot.hamiltonian.integrators import implicit_midpoint, rk4
 from mlpot.hamiltonian.port import DampedOscillatorNN, PortHamiltonianNN
-from mlpot.hamiltonian.systems import Duffing, System, get_system
+from mlpot.hamiltonian.systems import System, get_system
 from mlpot.hamiltonian.training import evaluate_vector_field, train_vector_field
 
 __all__ = [

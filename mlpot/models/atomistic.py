@@ -35,12 +35,12 @@ from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
 from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
 from mlpot.descriptors.invariants import neighbour_slots
+
 # CHIRALITY_MODES stays importable from here, where it was defined before elements.py existed.
 from mlpot.models.elements import CHIRALITY_MODES, ElementEnergies, check_model_options  # noqa: F401
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
-
 
 
 class ElementMLPs(nn.Module):

@@ -40,8 +40,8 @@ from mlpot.training.checkpoints import check_output_folder, without_keys
 from mlpot.training.config import TrainConfig, config_to_dict
 from mlpot.training.data_checks import check_cutoff, check_labels, check_units, training_min_distances
 from mlpot.training.distributed import DistInfo, barrier, init_distributed, resolve_device, wrap_model
-from mlpot.training.losses import PotentialLoss
 from mlpot.training.loop import FitResult, LoopConfig, fit
+from mlpot.training.losses import PotentialLoss
 from mlpot.training.metrics import ErrorSums, format_table
 
 #: Settings a resumed run may change (dotted config keys): budgets, device, output and reporting.

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from ase.build import bulk
 
-
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "heat_capacity_emt_cu.py"
 
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 from ase.build import bulk
 from thermo_springs import QuarticSprings
 
-from mlpot.analysis import average_replicas, heat_capacity_canonical, heat_capacity_microcanonical
-
 from mlpot import dynamics
+from mlpot.analysis import average_replicas, heat_capacity_canonical, heat_capacity_microcanonical
 
 T = 300.0
 REPLICAS = 8

@@ -17,10 +17,9 @@ from ase import units
 from ase.build import bulk
 from thermo_springs import QuarticSprings, baoab_energy_variance, normal_mode_frequencies
 
+from mlpot import dynamics
 from mlpot.analysis import average_replicas, heat_capacity_canonical, heat_capacity_configurational
 from mlpot.units import KB_EV_PER_K
-
-from mlpot import dynamics
 
 T = 300.0
 TIMESTEP_FS = 2.0

@@ -16,6 +16,7 @@ import torch
 from ase.build import bulk
 from thermo_springs import QuarticSprings
 
+from mlpot import dynamics  # noqa: E402
 from mlpot.analysis import (
     InsufficientOverlapError,
     effective_sample_size,
@@ -23,8 +24,6 @@ from mlpot.analysis import (
     heat_capacity_reweighted,
 )
 from mlpot.units import KB_EV_PER_K
-
-from mlpot import dynamics  # noqa: E402
 
 T = 300.0
 KT = KB_EV_PER_K * T

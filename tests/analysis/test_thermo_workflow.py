@@ -10,7 +10,6 @@ import torch
 from ase.build import bulk
 from thermo_springs import QuarticSprings
 
-
 from mlpot.analysis.plots import plot_blocking, plot_heat_capacity  # noqa: E402
 from mlpot.analysis.workflow import run_heat_capacity  # noqa: E402
 

@@ -16,11 +16,10 @@ from ase import units
 from ase.build import bulk
 from thermo_springs import QuarticSprings
 
+from mlpot import dynamics  # noqa: E402
 from mlpot.analysis import quantum_correction, quantum_heat_capacity, vibrational_density_of_states
 from mlpot.analysis.vdos import PLANCK_EV_PS, einstein_heat_capacity
 from mlpot.units import KB_EV_PER_K
-
-from mlpot import dynamics  # noqa: E402
 
 T = 100.0
 TIMESTEP_FS = 2.0

@@ -1,7 +1,6 @@
 """Descriptors: symmetry (scalars even, pseudoscalars odd under mirrors), the triple-product
 identity, e3nn harmonics, and the smoothness of the cutoff envelope."""
 
-import numpy as np
 import pytest
 import torch
 from e3nn import o3

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
-from mlpot.dynamics import Simulation, ThermoRecorder, simulate
-
 from mlpot import models
+from mlpot.dynamics import Simulation, ThermoRecorder, simulate
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,13 @@ def test_library_names_follow_the_documented_convention():
     assert "1" not in names  # a constant has no gradient: it is never a candidate
 
 
+def test_the_inverse_r_library_item_is_one_over_the_norm_of_q():
+    (term,) = build_library("1/r", 2)
+    q = torch.tensor([[3.0, 4.0], [0.6, -0.8]], dtype=torch.float64)
+    value = term.func(q, torch.zeros_like(q))
+    torch.testing.assert_close(value, torch.tensor([0.2, 1.0], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
 @pytest.mark.parametrize("bad", ["poly0", "cubic", ["poly2", 3]])
 def test_unknown_library_items_are_rejected(bad):
     with pytest.raises(ValueError):

@@ -1,6 +1,5 @@
 """The descriptor model: the full physics contract, gradients, cutoff smoothness, chirality modes."""
 
-import numpy as np
 import pytest
 import torch
 from ase import Atoms

@@ -10,8 +10,14 @@ import torch
 from mlpot.networks import modularity, normalized_mutual_information
 from mlpot.networks.graph import aggregate, as_graph
 from mlpot.networks.io import from_networkx
-from mlpot.networks.modularity import (edge_tensors, ising_energy, modularity_matrix, modularity_of_labels,
-                                       potts_energy, relaxed_modularity)
+from mlpot.networks.modularity import (
+    edge_tensors,
+    ising_energy,
+    modularity_matrix,
+    modularity_of_labels,
+    potts_energy,
+    relaxed_modularity,
+)
 
 
 def random_graph(seed: int, n: int = 40, edges: int = 120, weighted: bool = True, self_loop: bool = True):

@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from mlpot.nonadiabatic import systems, wavepacket
-from mlpot.nonadiabatic.wavepacket import (Grid, adiabatic_vectors_on_grid, free_gaussian_sigma,
-                                           potential_propagator, split_operator_step)
+from mlpot.nonadiabatic.wavepacket import (
+    Grid,
+    adiabatic_vectors_on_grid,
+    free_gaussian_sigma,
+    potential_propagator,
+    split_operator_step,
+)
 
 
 class Free(systems.DiabaticSystem):

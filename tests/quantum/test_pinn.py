@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from mlpot.quantum.pinn import PlaneWaveFeatures, bound_states, evolve, scattering_transmission, square_barrier_transmission
+from mlpot.quantum.pinn import (
+    PlaneWaveFeatures,
+    bound_states,
+    evolve,
+    scattering_transmission,
+    square_barrier_transmission,
+)
 from mlpot.quantum.waves import free_packet
 
 
