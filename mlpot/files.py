@@ -119,3 +119,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a UTF-8 text file through :func:`atomic_write`."""
     data = text.encode("utf-8")
     return atomic_write(path, lambda f: f.write(data))
+
+
+def safe_torch_load(path: str | os.PathLike, what: str) -> Any:
+    """Read a file written by :func:`atomic_torch_save`, refusing anything but tensors and plain data.
+
+    ``torch.load(weights_only=True)`` on the CPU: a pickled object is refused, so a malicious file
+    cannot execute code.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the message (``"mlpot model file"``, ``"MD checkpoint"``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is truncated, corrupt, or holds objects other than tensors and plain data.
+    """
+    import torch
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises several types for truncated or unsafe files
+        first_line = str(error).splitlines()[0][:200] if str(error) else ""
+        raise ValueError(
+            f"{path} is not a readable {what} (truncated, corrupt, or holding objects other than tensors, "
+            f"which are refused for safety): {type(error).__name__}: {first_line}"
+        ) from None

@@ -58,6 +58,7 @@ from mlpot.dynamics.momenta import (
     remove_net_motion,
     rigid_rotations,
 )
+from mlpot.files import safe_torch_load
 from mlpot.models.potential import edge_vectors
 from mlpot.neighbors import neighbor_list
 from mlpot.units import KB_EV_PER_K
@@ -682,13 +683,8 @@ class Simulation:
 
 
 def _read_checkpoint(path) -> dict:
-    """``torch.load(weights_only=True)`` of an MD checkpoint, a truncated or foreign file as ValueError."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # noqa: BLE001 - torch raises several types for truncated files
-        raise ValueError(f"{path}: not a readable MD checkpoint (truncated or corrupt): {type(error).__name__}") from None
+    """An MD checkpoint, read safely; a truncated or foreign file is a ValueError."""
+    return safe_torch_load(path, "MD checkpoint")
 
 
 def _changed_settings(data: dict, expected: dict) -> list[str]:

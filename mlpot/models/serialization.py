@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mlpot.files import atomic_torch_save
+from mlpot.files import atomic_torch_save, safe_torch_load
 from mlpot.models import registry
 
 FORMAT = "mlpot-model"
@@ -94,15 +94,7 @@ def model_fingerprint(model: nn.Module) -> str:
 
 def _read_payload(path: str | os.PathLike) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt, truncated or unsafe files
-        raise ValueError(
-            f"{path} is not a readable mlpot model file (corrupt, truncated, or containing objects other than "
-            f"tensors, which are refused for safety): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        ) from None
+    payload = safe_torch_load(path, "mlpot model file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an mlpot model file (no '{FORMAT}' header)")
     version = payload.get("format_version")

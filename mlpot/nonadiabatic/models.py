@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mlpot.files import atomic_torch_save, safe_torch_load
+
 __all__ = ["DiabaticModel"]
 
 
@@ -110,12 +112,12 @@ class DiabaticModel(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Write the configuration (JSON text) and the state dict to one file."""
-        torch.save({"config_json": json.dumps(self.config()), "state_dict": self.state_dict()}, Path(path))
+        atomic_torch_save({"config_json": json.dumps(self.config()), "state_dict": self.state_dict()}, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> "DiabaticModel":
         """Read a model written by :meth:`save` (``weights_only=True``: tensors and plain data only)."""
-        stored = torch.load(Path(path), weights_only=True)
+        stored = safe_torch_load(Path(path), "diabatic model file")
         model = cls(**json.loads(stored["config_json"]))
         model.load_state_dict(stored["state_dict"])
         return model

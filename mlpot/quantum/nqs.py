@@ -21,14 +21,13 @@ otherwise positive; elsewhere (a frustrated lattice) pass ``complex_parameters=T
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from mlpot.files import atomic_torch_save, safe_torch_load
 from mlpot.progress import progress as progress_reporter
 from mlpot.quantum.ansatz import RBM, FeedForward, lattice_translations
 from mlpot.quantum.sampling import MetropolisSampler, blocking_error, enumerate_states
@@ -115,22 +114,10 @@ def estimate_energy(model: SpinModel, ansatz: torch.nn.Module, sampler: Metropol
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically: temporary file in the same folder, fsync, rename.
-
-    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write a checkpoint atomically (:func:`mlpot.files.atomic_torch_save`): a crash mid-write leaves
+    the previous checkpoint intact, never a truncated one."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(state, path)
 
 
 def ground_state(model: str, n_sites, field: float | None = None, periodic: bool = True, ansatz: str = "rbm",
@@ -185,7 +172,7 @@ def ground_state(model: str, n_sites, field: float | None = None, periodic: bool
     history = {"energy": [], "variance": []}
     first = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = safe_torch_load(checkpoint, "NQS checkpoint")
         psi.load_state_dict(state["ansatz"])
         if adam is not None and "adam" in state:
             adam.load_state_dict(state["adam"])

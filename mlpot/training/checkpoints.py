@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlpot.files import atomic_torch_save
+from mlpot.files import atomic_torch_save, safe_torch_load
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -74,15 +74,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         ValueError: the file is not a readable checkpoint (truncated, corrupt, or another format).
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # noqa: BLE001 - torch raises several types for truncated or unsafe files
-        raise ValueError(
-            f"{path}: not a readable checkpoint (truncated or corrupt): {type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else ''}"
-        ) from None
+    state = safe_torch_load(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a checkpoint written by mlpot.training.loop.fit ({CHECKPOINT_FORMAT})")
     return state
