@@ -28,7 +28,7 @@ from mlpot.nonadiabatic import adiabatic_states, systems  # noqa: E402
 from mlpot.nonadiabatic.adiabatic import eigh  # noqa: E402
 from mlpot.nonadiabatic.ehrenfest import ehrenfest  # noqa: E402
 from mlpot.nonadiabatic.hopping import surface_hopping  # noqa: E402
-from mlpot.nonadiabatic.models import DiabaticModel  # noqa: E402
+from mlpot.nonadiabatic.models import CoordinateDiabaticModel  # noqa: E402
 from mlpot.nonadiabatic.training import phase_free_coupling_error, train_diabatic  # noqa: E402
 from mlpot.nonadiabatic.wavepacket import wavepacket  # noqa: E402
 
@@ -125,7 +125,7 @@ class TwoNetworks(torch.nn.Module):
 
     def __init__(self, n_coordinates: int, hidden=(32, 32)):
         super().__init__()
-        self.nets = torch.nn.ModuleList(DiabaticModel(1, n_coordinates, hidden) for _ in range(2))
+        self.nets = torch.nn.ModuleList(CoordinateDiabaticModel(1, n_coordinates, hidden) for _ in range(2))
 
     def energies(self, x):
         return torch.cat([net(x)[..., 0, :] for net in self.nets], -1)
@@ -232,7 +232,7 @@ def run_learned(quick: bool, seed: int, folder: Path) -> dict:
         fits = {"diabatic": dict(couplings=None), "diabatic_with_couplings": dict(couplings=data.couplings)}
         models = {}
         for name, extra in fits.items():
-            model = DiabaticModel(2, system.dim, (32, 32))
+            model = CoordinateDiabaticModel(2, system.dim, (32, 32))
             start = time.perf_counter()
             history = train_diabatic(model, x, data.energies, forces, epochs=epochs, seed=seed, show_progress=False,
                                      **extra)

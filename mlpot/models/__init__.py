@@ -1,8 +1,9 @@
 """Potentials: the descriptor and equivariant models, committees, the registry of model classes,
 and the shared autograd machinery."""
 
-from mlpot.models.atomistic import DescriptorModel, compile_potential, fit_reference_energies
+from mlpot.models.atomistic import DescriptorModel, fit_reference_energies
 from mlpot.models.committee import Committee
+from mlpot.models.compile import compile_potential
 from mlpot.models.equivariant import EquivariantModel
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register

@@ -23,7 +23,6 @@ written out, block of atoms by block (``EDGES_PER_BLOCK``), which is several tim
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,6 +36,7 @@ from mlpot.descriptors.inference import descriptor_backward, descriptor_forward,
 from mlpot.descriptors.invariants import neighbour_slots
 
 # CHIRALITY_MODES stays importable from here, where it was defined before elements.py existed.
+from mlpot.models.compile import compile_function
 from mlpot.models.elements import CHIRALITY_MODES, ElementEnergies, check_model_options  # noqa: F401
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
@@ -462,7 +462,7 @@ class DescriptorModel(ElementEnergies, Potential):
             DescriptorModel.energy_and_forces,
             self,
             (edge_index, shift_vectors, species, tables, layout, batch, n_systems, data[K.NUMBERS]),
-            compiler=_compiled if self.compiled else None,
+            compiler=compile_function if self.compiled else None,
         )
 
     def energy_and_forces(
@@ -513,22 +513,7 @@ class DescriptorModel(ElementEnergies, Potential):
 
     def _pass(self, function: Callable) -> Callable:
         """``function`` (a method of this class), compiled when :meth:`compile` asked for it."""
-        return _compiled(function) if self.compiled else function
-
-
-def compile_potential(potential: nn.Module) -> nn.Module:
-    """:meth:`DescriptorModel.compile` a model, or every member of a committee; returns it.
-
-    Raises:
-        ValueError: for a potential with no compiled evaluation.
-    """
-    members = list(potential.members) if hasattr(potential, "members") else [potential]
-    for member in members:
-        if not isinstance(member, DescriptorModel):
-            raise ValueError(f"compiling needs DescriptorModel potentials, not {type(member).__name__}")
-    for member in members:
-        member.compile()
-    return potential
+        return compile_function(function) if self.compiled else function
 
 
 def _order_by_centre(edge_index: Tensor) -> Tensor | None:
@@ -540,40 +525,6 @@ def _order_by_centre(edge_index: Tensor) -> Tensor | None:
     return None
 
 
-def _compiled(function: Callable) -> Callable:
-    """``torch.compile`` of a :class:`DescriptorModel` method, or of a function that calls one
-    (MD's step, through :class:`~mlpot.models.potential.FixedTopology`), built on first use and
-    shared by every model (the model is an argument, so a copy of a model needs no compiling of
-    its own). If compiling fails, the call warns and runs ``function`` uncompiled, then and
-    afterwards."""
-    if function not in _COMPILED:
-        # dynamic=None: specialised to the first shapes (~15% faster for a small molecule),
-        # recompiled once with dynamic shapes when they change.
-        compiled = torch.compile(function, options={"cpp_wrapper": True})
-        failed = False
-
-        def call(*args):
-            nonlocal failed
-            if failed:
-                return function(*args)
-            try:
-                return compiled(*args)
-            except Exception as error:  # noqa: BLE001 - whatever the compiler raises: fall back, loudly
-                first_line = str(error).splitlines()[0] if str(error) else ""
-                warnings.warn(
-                    f"torch.compile failed ({type(error).__name__}: {first_line}); evaluating uncompiled "
-                    "(correct, but slower). On CPU, compiling needs a working C++ compiler.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                failed = True
-                return function(*args)
-
-        _COMPILED[function] = call
-    return _COMPILED[function]
-
-
-_COMPILED: dict[Callable, Callable] = {}
 
 
 #: Edges per block of :meth:`DescriptorModel.edge_gradients`: large enough that per-operation overheads

@@ -7,11 +7,11 @@ eigenvalues are the adiabatic energies, and its eigenvectors give per-state forc
 couplings d_ij = ⟨i|∇H_d|j⟩/(E_j − E_i), all mutually consistent (see
 :mod:`mlpot.nonadiabatic.adiabatic`).
 
-:class:`DiabaticModel` maps coordinates ``[..., n_coordinates]`` (or ``[...]`` when there is
+:class:`CoordinateDiabaticModel` maps coordinates ``[..., n_coordinates]`` (or ``[...]`` when there is
 one) through one smooth multilayer perceptron (SiLU) to the n(n+1)/2 independent elements of a
 symmetric n×n matrix. Inputs are standardised with a stored shift/scale and outputs scaled by
 a stored energy scale, so the network works on numbers of order one whatever the units; set
-them from the training data (:meth:`DiabaticModel.standardise`).
+them from the training data (:meth:`CoordinateDiabaticModel.standardise`).
 
 **Sign convention.** The sign of each diabatic state is a free choice, and flipping state j
 flips the off-diagonal elements of row and column j. The model's off-diagonal signs are
@@ -38,10 +38,10 @@ from torch import nn
 
 from mlpot.files import atomic_torch_save, safe_torch_load
 
-__all__ = ["DiabaticModel"]
+__all__ = ["CoordinateDiabaticModel"]
 
 
-class DiabaticModel(nn.Module):
+class CoordinateDiabaticModel(nn.Module):
     """H_d(x): coordinates → symmetric ``[..., n_states, n_states]`` matrix (energy units of the data).
 
     Args:
@@ -115,7 +115,7 @@ class DiabaticModel(nn.Module):
         atomic_torch_save({"config_json": json.dumps(self.config()), "state_dict": self.state_dict()}, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "DiabaticModel":
+    def load(cls, path: str | Path) -> "CoordinateDiabaticModel":
         """Read a model written by :meth:`save` (``weights_only=True``: tensors and plain data only)."""
         stored = safe_torch_load(Path(path), "diabatic model file")
         model = cls(**json.loads(stored["config_json"]))

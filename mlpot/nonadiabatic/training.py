@@ -1,4 +1,4 @@
-"""Fitting a :class:`~mlpot.nonadiabatic.models.DiabaticModel` to adiabatic data.
+"""Fitting a :class:`~mlpot.nonadiabatic.models.CoordinateDiabaticModel` to adiabatic data.
 
 The data are what electronic-structure codes give for excited states: per sample the adiabatic
 energies E_i (``[n_samples, n]``), per-state forces F_i = −∇E_i (``[n_samples, n, dim]``) and,
@@ -26,7 +26,7 @@ import math
 import torch
 
 from mlpot.nonadiabatic.adiabatic import adiabatic_states
-from mlpot.nonadiabatic.models import DiabaticModel
+from mlpot.nonadiabatic.models import CoordinateDiabaticModel
 from mlpot.progress import progress
 
 __all__ = ["train_diabatic", "diabatic_loss", "phase_free_coupling_error"]
@@ -58,7 +58,7 @@ def _check(name: str, value, shape: tuple) -> torch.Tensor | None:
     return value
 
 
-def diabatic_loss(model: DiabaticModel, positions: torch.Tensor, energies: torch.Tensor,
+def diabatic_loss(model: CoordinateDiabaticModel, positions: torch.Tensor, energies: torch.Tensor,
                   forces: torch.Tensor | None = None, couplings: torch.Tensor | None = None,
                   force_weight: float = 1.0, coupling_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
     """The training loss of the module docstring and its parts (floats), differentiable in the weights."""
@@ -75,7 +75,7 @@ def diabatic_loss(model: DiabaticModel, positions: torch.Tensor, energies: torch
 
 
 def train_diabatic(
-    model: DiabaticModel,
+    model: CoordinateDiabaticModel,
     positions,
     energies,
     forces=None,
