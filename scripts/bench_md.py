@@ -86,7 +86,8 @@ def thermalise(atoms, temperature_K: float, seed: int):
     """Maxwell–Boltzmann momenta at ``temperature_K`` without centre-of-mass motion, and for an
     isolated molecule without rotation (both conserved; the engine would remove them with a warning)."""
     masses = atoms.get_masses()[:, None]
-    atoms.set_momenta(np.random.default_rng(seed).normal(size=(len(atoms), 3)) * np.sqrt(masses * units.kB * temperature_K))
+    atoms.set_momenta(np.random.default_rng(seed).normal(size=(len(atoms), 3))
+                      * np.sqrt(masses * units.kB * temperature_K))
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)
@@ -178,12 +179,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short blocks (smoke test), results not for quoting")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--model", default=None, help="a saved mlpot model for ethanol (default: untrained DescriptorModel)")
+    parser.add_argument("--model", default=None,
+                        help="a saved mlpot model for ethanol (default: untrained DescriptorModel)")
     parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin, Å")
     parser.add_argument("--no-compile", action="store_true", help="time the uncompiled model (all drivers)")
     parser.add_argument("--copper-repeat", type=int, nargs=3, default=(14, 14, 13),
                         help="copies of the 4-atom fcc cell per axis (default 14 14 13: 10,192 atoms)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per block for every system (default: per system)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per block for every system (default: per system)")
     parser.add_argument("--blocks", type=int, default=None, help="timed blocks for every system (default: per system)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -90,19 +90,23 @@ def measure(sizes: list[int], thread_counts: list[int], repeats: int, vesin) -> 
                 for dtype in DTYPES:
                     pos_t, cell_t = torch.tensor(positions, dtype=dtype), torch.tensor(cell, dtype=dtype)
                     key = mlpot_key(dtype, threads)
+                    # timed at once, in this iteration: the defaults only make the binding explicit
                     row[key], row[key.removesuffix("_s") + "_min_s"] = median_time(
-                        lambda: neighbor_list(pos_t, CUTOFF, cell_t, pbc), n_repeats)
+                        lambda pos_t=pos_t, cell_t=cell_t, pbc=pbc: neighbor_list(pos_t, CUTOFF, cell_t, pbc),
+                        n_repeats)
                     bar.update(1)
             row["n_pairs"] = int(neighbor_list(torch.tensor(positions), CUTOFF, torch.tensor(cell), pbc)[0].shape[1])
             atoms = Atoms(f"Ar{n_atoms}", positions=positions, cell=cell, pbc=True)
             n_ase = 3 if n_atoms <= 10_000 else 1  # ~20 s a call at 10⁵ atoms
-            row["ase_s"], row["ase_min_s"] = median_time(lambda: ase_neighbor_list("ijS", atoms, CUTOFF), n_ase)
+            row["ase_s"], row["ase_min_s"] = median_time(
+                lambda atoms=atoms: ase_neighbor_list("ijS", atoms, CUTOFF), n_ase)
             row["ase_n_pairs"] = int(len(ase_neighbor_list("i", atoms, CUTOFF)))
             bar.update(1)
             if vesin is not None:
                 calculator = vesin.NeighborList(cutoff=CUTOFF, full_list=True)
                 row["vesin_s"], row["vesin_min_s"] = median_time(
-                    lambda: calculator.compute(positions, cell, True, "ijS"), n_repeats)
+                    lambda calculator=calculator, positions=positions, cell=cell: calculator.compute(
+                        positions, cell, True, "ijS"), n_repeats)
                 bar.update(1)
             rows.append(row)
     return rows
@@ -121,9 +125,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only 10³ and 10⁴ atoms")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="atom counts (overrides --quick)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts for mlpot (default 1 2)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per figure up to 10⁴ atoms (a quarter above)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON path (default benchmarks/results/neighbors.json)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch thread counts for mlpot (default 1 2)")
+    parser.add_argument("--repeats", type=int, default=20,
+                        help="timed calls per figure up to 10⁴ atoms (a quarter above)")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="JSON path (default benchmarks/results/neighbors.json)")
     args = parser.parse_args(argv)
     if any(t < 1 for t in args.threads) or args.repeats < 1 or (args.sizes and min(args.sizes) < 2):
         parser.error("--threads and --repeats must be at least 1, --sizes at least 2")
@@ -142,7 +149,8 @@ def main(argv=None) -> int:
           + "  (ms, median of repeats)")
     for r in rows:
         print(f"{r['n_atoms']:>8} {r['n_pairs']:>10} " + " ".join(f"{1e3 * r[c]:16.1f}" for c in columns))
-    print("fitted scaling exponents (time ~ N^k): " + ", ".join(f"{k.removesuffix('_s')}={v:.2f}" for k, v in exponents.items()))
+    print("fitted scaling exponents (time ~ N^k): "
+          + ", ".join(f"{k.removesuffix('_s')}={v:.2f}" for k, v in exponents.items()))
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({

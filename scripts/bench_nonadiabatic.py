@@ -16,6 +16,7 @@ import json
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from mlpot.nonadiabatic import adiabatic_states, systems  # noqa: E402
 from mlpot.nonadiabatic.adiabatic import eigh  # noqa: E402
 from mlpot.nonadiabatic.ehrenfest import ehrenfest  # noqa: E402
-from mlpot.nonadiabatic.hopping import surface_hopping  # noqa: E402
+from mlpot.nonadiabatic.hopping import branching, run_surface_hopping, surface_hopping  # noqa: E402
 from mlpot.nonadiabatic.models import CoordinateDiabaticModel  # noqa: E402
 from mlpot.nonadiabatic.training import phase_free_coupling_error, train_diabatic  # noqa: E402
 from mlpot.nonadiabatic.wavepacket import wavepacket  # noqa: E402
@@ -63,13 +64,12 @@ def run_tully(k_exact: list[float], k_trajectories: list[float], n_trajectories:
             print(f"{name} k={k:5.1f} exact     " + "  ".join(f"{result[c]:.3f}" for c in CHANNELS), flush=True)
         for k in k_trajectories:
             dt = trajectory_timestep(k)
-            for method, run in (("fssh", lambda: surface_hopping(system, k, n_trajectories=n_trajectories, seed=seed,
-                                                                 timestep_au=dt, show_progress=False)),
-                                ("fssh_edc", lambda: surface_hopping(system, k, n_trajectories=n_edc,
-                                                                     seed=seed, decoherence="edc", timestep_au=dt,
-                                                                     show_progress=False)),
-                                ("ehrenfest", lambda: ehrenfest(system, k, n_trajectories=n_ehrenfest, seed=seed,
-                                                                timestep_au=dt, show_progress=False))):
+            for method, run in (("fssh", partial(surface_hopping, system, k, n_trajectories=n_trajectories,
+                                                 seed=seed, timestep_au=dt, show_progress=False)),
+                                ("fssh_edc", partial(surface_hopping, system, k, n_trajectories=n_edc, seed=seed,
+                                                     decoherence="edc", timestep_au=dt, show_progress=False)),
+                                ("ehrenfest", partial(ehrenfest, system, k, n_trajectories=n_ehrenfest, seed=seed,
+                                                      timestep_au=dt, show_progress=False))):
                 start = time.perf_counter()
                 result = run()
                 entry["seconds"][method] += time.perf_counter() - start
@@ -221,15 +221,91 @@ def plot_learned_1d(system, models: dict, baseline: TwoNetworks, path: Path) -> 
     plt.close(fig)
 
 
-def run_learned(quick: bool, seed: int, folder: Path) -> dict:
-    epochs, n_fssh, k_values = (200, 100, [20.0]) if quick else (2000, 1000, [10.0, 20.0, 30.0])
+def anchors(system, x: torch.Tensor, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the diabatic matrix is known to be diagonal, and which adiabatic state each diabat is there.
+
+    The prior that fixes the diabatic gauge without couplings (see :mod:`mlpot.nonadiabatic.training`);
+    it uses no data beyond the 200 samples. Diabat 0 is the lower adiabatic state before the crossing
+    (smaller tuning coordinate than the training sample with the smallest gap) and the upper one after it.
+
+    * 1D scattering: the asymptotes, i.e. the training samples where every adiabatic force is below 1%
+      of the largest one in the data (flat surfaces: the states no longer interact).
+    * 2D LVC: the symmetry line y = 0 of the coupling mode (H_12 is odd in y, as for a molecule whose
+      two states belong to different irreducible representations in a mirror plane): 41 points across
+      the sampled range of x, leaving out 0.25 Bohr either side of the smallest-gap sample, where the
+      order of the diabats is not known from the data.
+
+    Returns:
+        (positions ``[m]`` or ``[m, 2]``, states ``[m, 2]``: the adiabatic state of each diabat).
+    """
+    gap = data.energies[:, 1] - data.energies[:, 0]
+    if system.dim == 1:
+        force = data.gradients.norm(dim=-1)  # [n_samples, n_states]
+        positions = x[(force < 0.01 * force.max()).all(-1)]
+        tuning, crossing = positions, float(x[gap.argmin()])
+    else:
+        crossing = float(x[gap.argmin(), 0])
+        line = torch.linspace(float(x[:, 0].min()), float(x[:, 0].max()), 41, dtype=torch.float64)
+        line = line[(line - crossing).abs() >= 0.25]
+        positions = torch.stack([line, torch.zeros_like(line)], -1)
+        tuning = line
+    states = torch.where((tuning < crossing)[:, None], torch.tensor([0, 1]), torch.tensor([1, 0]))
+    return positions, states
+
+
+def lvc_start(system, k0: float, n: int, seed: int, mass_au: float = 2000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wigner samples of the vibrational ground state of diabat 0's well, kicked by k0 along the tuning mode.
+
+    Both modes have ω = √(K/m); position width σ = (2mω)^(−1/2), momentum width 1/(2σ); centre (−a, 0),
+    mean momentum (k0, 0). The packet runs through the conical intersection (at x = Δ/(2Ka) > 0).
+    """
+    omega = (system.K / mass_au) ** 0.5
+    sigma = (2.0 * mass_au * omega) ** -0.5
+    generator = torch.Generator().manual_seed(int(seed))
+    x = sigma * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    p = 0.5 / sigma * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    x[:, 0] -= system.a
+    p[:, 0] += k0
+    return x, p
+
+
+LVC_EXIT_BOHR = 1.0  # passed the intersection (x > 1) or turned back (x < −1): one passage, inside the samples
+
+
+def lvc_scattering(model, reference, k0: float, n_trajectories: int, seed: int, mass_au: float = 2000.0) -> dict:
+    """FSSH branching on ``model`` of one passage through the LVC intersection, starting on the lower state.
+
+    ``reference`` (the exact :class:`LinearVibronicCoupling2D`) defines the initial packet (:func:`lvc_start`),
+    so every model starts from the same trajectories.
+
+    Transmission = x > 0 when the trajectory leaves |x| ≤ 1 Bohr moving outwards; lower/upper = the
+    active adiabatic state then. Time step 1 a.u.; at most 20 crossing times 2m/k0.
+    """
+    x, p = lvc_start(reference, k0, n_trajectories, seed, mass_au)
+    final = run_surface_hopping(model.diabatic, x, p, mass_au, gradient_fn=getattr(model, "diabatic_gradient", None),
+                                timestep_au=1.0, max_time_au=20 * 2 * mass_au / k0, exit_bohr=LVC_EXIT_BOHR,
+                                seed=seed, show_progress=False)
+    result = branching(final)
+    result["unfinished"] = int((final["positions"][:, 0].abs() <= LVC_EXIT_BOHR).sum())
+    return result
+
+
+def run_learned(quick: bool, seed: int, folder: Path, n_trajectories: int) -> dict:
+    epochs, n_fssh, k_values = (200, 100, [20.0]) if quick else (2000, n_trajectories, [10.0, 20.0, 30.0])
     out = {"n_samples": 200, "epochs": epochs, "hidden": [32, 32], "n_trajectories": n_fssh, "k_values": k_values,
+           "fssh_protocol": {
+               "simple_avoided_crossing": "surface_hopping (Tully packet from x = -10 Bohr, lower state)",
+               "lvc_2d": "lvc_scattering (ground-state packet of diabat 0 at (-a, 0) kicked by k along x, lower "
+                         "state; branching when |x| > 1 Bohr moving outwards)"},
            "systems": {}}
     for system in (systems.TullySimpleAvoidedCrossing(), systems.LinearVibronicCoupling2D()):
         x, data = sample(system, 200, seed)
         forces = -data.gradients
-        entry = {}
-        fits = {"diabatic": dict(couplings=None), "diabatic_with_couplings": dict(couplings=data.couplings)}
+        anchor_positions, anchor_states = anchors(system, x, data)
+        entry = {"n_anchors": int(anchor_positions.shape[0])}
+        fits = {"diabatic": dict(anchor_positions=anchor_positions, anchor_states=anchor_states),
+                "diabatic_unanchored": {},
+                "diabatic_with_couplings": dict(couplings=data.couplings)}
         models = {}
         for name, extra in fits.items():
             model = CoordinateDiabaticModel(2, system.dim, (32, 32))
@@ -249,23 +325,28 @@ def run_learned(quick: bool, seed: int, folder: Path) -> dict:
                                  **evaluate(system, baseline.energies, None)}
         print(f"{system.name} two_networks: {entry['two_networks']}", flush=True)
         if system.dim == 1:
-            plot_learned_1d(system, models, baseline, folder / "nonadiabatic_learned.png")
-        if system.dim == 1:  # FSSH branching on each, against FSSH on the exact model (same seed)
-            runs = {"exact_model": system, **{n: Learned(m, system, n) for n, m in models.items()},
-                    "two_networks": Learned(baseline.diabatic, system, "two_networks")}
-            for name, model in runs.items():
-                entry.setdefault(name, {})["fssh"] = {}
-                for k in k_values:
+            plot_learned_1d(system, {n: models[n] for n in ("diabatic", "diabatic_unanchored")}, baseline,
+                            folder / "nonadiabatic_learned.png")
+        # FSSH on each model against FSSH on the exact model: same trajectories, seeds and random numbers.
+        runs = {"exact_model": system, **{n: Learned(m, system, n) for n, m in models.items()},
+                "two_networks": Learned(baseline.diabatic, system, "two_networks")}
+        for name, model in runs.items():
+            entry.setdefault(name, {})["fssh"] = {}
+            for k in k_values:
+                if system.dim == 1:
                     result = surface_hopping(model, k, n_trajectories=n_fssh, seed=seed,
                                              timestep_au=trajectory_timestep(k), show_progress=False)
-                    entry[name]["fssh"][str(k)] = {c: result[c] for c in CHANNELS}
-                    print(f"{system.name} {name} FSSH k={k}: " + "  ".join(f"{result[c]:.3f}" for c in CHANNELS),
-                          flush=True)
-            for name in runs:
-                if name != "exact_model":
-                    entry[name]["fssh_max_abs_difference_vs_exact_model"] = max(
-                        abs(entry[name]["fssh"][str(k)][c] - entry["exact_model"]["fssh"][str(k)][c])
-                        for k in k_values for c in CHANNELS)
+                else:
+                    result = lvc_scattering(model, system, k, n_fssh, seed)
+                entry[name]["fssh"][str(k)] = {c: result[c] for c in CHANNELS}
+                print(f"{system.name} {name} FSSH k={k}: " + "  ".join(f"{result[c]:.3f}" for c in CHANNELS),
+                      flush=True)
+        for name in runs:
+            if name != "exact_model":
+                differences = {str(k): max(abs(entry[name]["fssh"][str(k)][c] - entry["exact_model"]["fssh"][str(k)][c])
+                                           for c in CHANNELS) for k in k_values}
+                entry[name]["fssh_max_abs_difference_per_k"] = differences
+                entry[name]["fssh_max_abs_difference_vs_exact_model"] = max(differences.values())
         out["systems"][system.name] = entry
     return out
 
@@ -274,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("tully", "learned", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="few momenta and trajectories (smoke test)")
-    parser.add_argument("--n-trajectories", type=int, default=2000)
+    parser.add_argument("--n-trajectories", type=int, default=2000,
+                        help="FSSH trajectories per momentum (Tully part, and every model of the learned part)")
     parser.add_argument("--n-edc", type=int, default=1000, help="trajectories of FSSH with decoherence")
     parser.add_argument("--n-ehrenfest", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
@@ -283,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     command = shlex.join(["python", "scripts/bench_nonadiabatic.py", *(sys.argv[1:] if argv is None else argv)])
     data = json.loads(args.output.read_text()) if args.output.exists() else {}
-    note = "timings on 2 CPU cores shared with ~7 other jobs (contended); one torch thread"
+    note = "timings taken under load: 2 CPU cores shared with other jobs (contended); one torch thread"
     if args.part in ("tully", "all"):
         if args.quick:
             k_exact, k_traj, n_traj, n_edc, n_ehr = [10.0, 20.0], [10.0, 20.0], 200, 200, 50
@@ -297,7 +379,8 @@ def main(argv: list[str] | None = None) -> None:
                          "exact_settings": EXACT_SETTINGS, "models": tully}
         plot_tully(tully, args.output.with_name("nonadiabatic_tully.png"))
     if args.part in ("learned", "all"):
-        data["learned"] = {"command": command, "note": note, **run_learned(args.quick, args.seed, args.output.parent)}
+        data["learned"] = {"command": command, "note": note,
+                           **run_learned(args.quick, args.seed, args.output.parent, args.n_trajectories)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     # Re-read before writing, so a part run meanwhile in another process is kept.
     latest = json.loads(args.output.read_text()) if args.output.exists() else {}

@@ -75,7 +75,8 @@ def neighbour_summary() -> dict:
 def train_model(out: Path, minutes: float, n_train: int) -> tuple:
     banner(f"2. Training the descriptor model on rMD17 ethanol ({n_train} train / 50 val, budget {minutes:g} min)")
     config = config_from_dict({
-        "data": {"train": str(TRAIN), "test": None, "energy_unit": "kcal/mol", "n_train": n_train, "n_val": 50, "seed": 0},
+        "data": {"train": str(TRAIN), "test": None, "energy_unit": "kcal/mol", "n_train": n_train, "n_val": 50,
+                 "seed": 0},
         "model": {"cutoff": 5.0, "chirality": "even"},
         # A wall-clock budget ends training at an unknown epoch, so the learning rate follows the
         # validation loss (halved after 3 epochs without improvement) instead of a fixed cosine.
@@ -116,7 +117,8 @@ def md_speed(model, atoms, steps: int) -> dict:
     start = time.perf_counter()
     simulate(atoms, model, steps=steps, timestep_fs=0.5, temperature_K=300, seed=0)
     engine_rate = steps / (time.perf_counter() - start)
-    print(f"ASE driver: {ase_rate:8.1f} steps/s\nmlpot engine: {engine_rate:6.1f} steps/s ({engine_rate / ase_rate:.1f}x)")
+    print(f"ASE driver: {ase_rate:8.1f} steps/s\n"
+          f"mlpot engine: {engine_rate:6.1f} steps/s ({engine_rate / ase_rate:.1f}x)")
     return {"ase_steps_per_s": ase_rate, "engine_steps_per_s": engine_rate}
 
 
@@ -144,7 +146,8 @@ def heat_capacity(model, atoms, rmse_eV: float, n_test: int, replicas: int, equi
                      temperature_K=300, friction_per_fs=0.02, seed=2,
                      reporters=[ProgressBar(equilibration, interval=100, desc="equilibration")])
     simulate(start, model, steps=production, timestep_fs=0.5, ensemble="langevin", temperature_K=300,
-             friction_per_fs=0.02, seed=3, reporters=[recorder, ProgressBar(production, interval=100, desc="production")])
+             friction_per_fs=0.02, seed=3,
+             reporters=[recorder, ProgressBar(production, interval=100, desc="production")])
     rows = recorder.arrays()
     total = rows["E_pot"] + rows["E_kin"]  # [frames, replicas]
     # The MD samples the model's Boltzmann distribution: the fluctuation is the model's C_V, nothing is
@@ -226,7 +229,8 @@ def write_report(out: Path, results: dict) -> None:
         f"| ASE VelocityVerlet + MLPotCalculator | {md['ase_steps_per_s']:.1f} |",
         f"| mlpot engine | {md['engine_steps_per_s']:.1f} |", "",
         "## Energy conservation", "",
-        f"{nve['steps']} NVE steps: drift {nve['drift_meV_per_ps']:+.4f} meV/ps, fluctuation {nve['fluctuation_meV']:.4f} meV.", "",
+        f"{nve['steps']} NVE steps: drift {nve['drift_meV_per_ps']:+.4f} meV/ps, "
+        f"fluctuation {nve['fluctuation_meV']:.4f} meV.", "",
         "![NVE energy](nve_energy.png)", "",
         "## Heat capacity at 300 K", "",
         "| estimate | C_V (k_B) |", "|---|---|",

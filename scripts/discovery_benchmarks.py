@@ -106,7 +106,8 @@ def run_koopman(plots: Path) -> dict:
         "damped": {"dictionary": "linear", "decay_rate": sigma, "edmd": damped.dominant_decay_rate(),
                    "relative_error": damped.dominant_decay_rate() / sigma - 1},
     }
-    print(f"koopman: harmonic |Δλ| = {out['harmonic']['max_eigenvalue_error']:.1e}, pendulum ω = {pend.dominant_frequency():.8f}"
+    print(f"koopman: harmonic |Δλ| = {out['harmonic']['max_eigenvalue_error']:.1e}, "
+          f"pendulum ω = {pend.dominant_frequency():.8f}"
           f" (exact {exact:.8f}), damped σ = {damped.dominant_decay_rate():.10f}")
     return out
 

@@ -151,7 +151,8 @@ def run_waves() -> dict:
     out["free_packet_2d"] = {"n_waves": network2.wave_vectors.shape[0], "t": t2, "sigma": measured2, "analytic": exact2,
                              "max_relative_error": max(abs(s / exact2 - 1.0) for s in measured2),
                              "max_residual": float(waves.schrodinger_residual(
-                                 network2, points, 2.0 * torch.rand(100, generator=generator, dtype=torch.float64)).abs().max())}
+                                 network2, points,
+                                 2.0 * torch.rand(100, generator=generator, dtype=torch.float64)).abs().max())}
     start = time.perf_counter()
     energies, _ = pinn.bound_states(lambda x: 0.5 * x**2, n_states=4)
     out["harmonic_oscillator"] = {"omega": 1.0, "energies": energies, "exact": [n + 0.5 for n in range(4)],

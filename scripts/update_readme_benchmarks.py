@@ -51,17 +51,20 @@ def neighbours() -> list[str]:
         threads = data["torch_threads"]
         mlpot = [(f"mlpot_{d}_{t}t_s", f"mlpot {d}, {t} thread{'s' if t > 1 else ''}")
                  for t in threads for d in data["dtypes"]["mlpot"]]
-        columns = mlpot + [("ase_s", "ASE (1 thread)")] + ([("vesin_s", "vesin (C++, 1 thread)")] if data["vesin_ran"] else [])
+        columns = (mlpot + [("ase_s", "ASE (1 thread)")]
+                   + ([("vesin_s", "vesin (C++, 1 thread)")] if data["vesin_ran"] else []))
         vesin = (f"vesin {data['vesin']} ran" if data["vesin_ran"]
                  else "vesin was not installed and did not run (`pip install 'mlpot[bench]'`)")
         lines = head + [
             f"`{data['command']}`. Timed: one call building the full list (i, j, cell shift) from positions and cell, "
             f"no model. Median of repeated calls, ms. mlpot at {' and '.join(map(str, threads))} torch thread(s), "
             f"in float64 and float32; ASE and vesin are single-threaded, float64; {vesin}. torch {data['torch']}.", "",
-            "| atoms | pairs | " + " | ".join(label for _, label in columns) + " |", "|---|---|" + "---|" * len(columns),
+            "| atoms | pairs | " + " | ".join(label for _, label in columns) + " |",
+            "|---|---|" + "---|" * len(columns),
         ]
         for r in data["rows"]:
-            lines.append(f"| {r['n_atoms']:,} | {r['n_pairs']:,} | " + " | ".join(_ms(r[key]) for key, _ in columns) + " |")
+            lines.append(f"| {r['n_atoms']:,} | {r['n_pairs']:,} | "
+                         + " | ".join(_ms(r[key]) for key, _ in columns) + " |")
     if not data["scaling_exponents"]:
         return lines + [""]
     exponents = ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in data["scaling_exponents"].items())
@@ -139,7 +142,8 @@ def molecular_dynamics() -> list[str]:
     ]
     for name, r in data["results"].items():
         lines.append(f"| {name} | {r['n_atoms']:,} | {r['engine_steps_per_s']:.2f} | {r['ase_steps_per_s']:.2f} | "
-                     f"{r['prepared_force_calls_per_s']:.2f} | {100 * r['engine_overhead_over_prepared_force']:+.0f}% | "
+                     f"{r['prepared_force_calls_per_s']:.2f} | "
+                     f"{100 * r['engine_overhead_over_prepared_force']:+.0f}% | "
                      f"{r['engine_speedup_over_ase']:.2f}× |")
     return lines + [""]
 
@@ -170,14 +174,16 @@ def accuracy() -> list[str]:
                              f"{_spread(row['energy_mae_meV'])} | {_spread(row['forces_mae_meV_per_A'])} |")
         else:  # written before the protocol of docs/benchmarks.md
             lines += [f"`{data['command']}` ({data['threads']} torch thread(s) per process"
-                      + (", the learning curve in a second process beside the main run" if len(data["learning_curve"]) > 1 else "")
+                      + (", the learning curve in a second process beside the main run"
+                         if len(data["learning_curve"]) > 1 else "")
                       + "; training time is wall time). **Single run; recipe chosen before the protocol, partly by "
                       "test-set MAE over many runs, and this run is the best of several similar ones "
                       "([all runs](benchmarks/accuracy_experiments.md)); not yet a median of three seeds.**", "",
                       "| model | training configurations | training time | energy MAE (meV) | force MAE (meV/Å) |",
                       "|---|---|---|---|---|"]
             for row in data["learning_curve"]:
-                lines.append(f"| **mlpot** | {row['n_train']} | {row['wall_s'] / 60:.0f} min | {row['energy_mae_meV']:.2f} | "
+                lines.append(f"| **mlpot** | {row['n_train']} | {row['wall_s'] / 60:.0f} min | "
+                             f"{row['energy_mae_meV']:.2f} | "
                              f"{row['forces_mae_meV_per_A']:.2f} |")
         for n_train, models in sorted(data["published"].items(), key=lambda item: -int(item[0])):
             for name, published in models.items():
@@ -208,7 +214,8 @@ def hamiltonian() -> list[str]:
                      f"{b['energy_mse_rk4_paper_horizon']:.2e} | {h['energy_mse_rk4_paper_horizon']:.2e} |")
         if name in published:
             p = published[name]
-            cells = [f"{p[k][m][0]:.4e} ± {p[k][m][1]:.1e}" for k in ("test_loss", "energy_mse") for m in ("baseline", "hnn")]
+            cells = [f"{p[k][m][0]:.4e} ± {p[k][m][1]:.1e}"
+                     for k in ("test_loss", "energy_mse") for m in ("baseline", "hnn")]
             lines.append(f"| {name} | published | " + " | ".join(cells) + " |")
     if published:
         lines += ["", f"Published: {data['published']['source']} (mean ± standard deviation)."]

@@ -129,7 +129,8 @@ def assert_size_extensive(model, mol: Atoms, crystal: Atoms) -> None:
     pair = mol + Atoms(other.get_chemical_symbols(), positions=other.positions + [2 * model.cutoff + 2 * span, 0, 0])
     out = evaluate(model, pair)
     assert _close(out["energy"], single["energy"] + other_out["energy"]), "E(A far from B) != E(A) + E(B)"
-    assert _close(out["forces"], torch.cat([single["forces"], other_out["forces"]])), "forces of far-apart molecules changed"
+    assert _close(out["forces"], torch.cat([single["forces"], other_out["forces"]])), \
+        "forces of far-apart molecules changed"
 
     base = evaluate(model, crystal)
     supercell = evaluate(model, crystal.repeat((2, 2, 2)))
@@ -138,8 +139,10 @@ def assert_size_extensive(model, mol: Atoms, crystal: Atoms) -> None:
 
     batched = evaluate(model, [mol, crystal, other])
     separate = [single, base, other_out]
-    assert _close(batched["energy"], torch.cat([s["energy"] for s in separate])), "batched energies differ from single ones"
-    assert _close(batched["forces"], torch.cat([s["forces"] for s in separate])), "batched forces differ from single ones"
+    assert _close(batched["energy"], torch.cat([s["energy"] for s in separate])), \
+        "batched energies differ from single ones"
+    assert _close(batched["forces"], torch.cat([s["forces"] for s in separate])), \
+        "batched forces differ from single ones"
 
 
 def assert_no_gradient_leak(model, mol: Atoms, crystal: Atoms) -> None:
@@ -181,7 +184,8 @@ def assert_forces_match_finite_differences(model, atoms: Atoms) -> None:
     floor = 1e-15 * max(energy, 1.0) / 1e-3 * 100
     if errors[0] > floor:
         ratio = errors[0] / max(errors[1], 1e-300)
-        assert 3.0 < ratio < 5.5, f"finite-difference error does not fall as h² (ratio {ratio:.2f} for h halved): {errors}"
+        assert 3.0 < ratio < 5.5, \
+            f"finite-difference error does not fall as h² (ratio {ratio:.2f} for h halved): {errors}"
     # The h² term at h = 1e-3 is errors[0]/16; it must be small compared to the forces.
     assert errors[-1] <= max(errors[0] / 16 * 1.5, floor), f"forces disagree with finite differences: {errors}"
     assert errors[-1] < 1e-4 * scale + floor, f"forces disagree with finite differences: {errors} (force scale {scale})"
@@ -240,7 +244,8 @@ def fit_small_ethanol_model():
     for _ in range(150):
         optimiser.zero_grad()
         out = model(batch, training=True)
-        loss = ((out["energy"] - batch["energy"]) / 9).square().mean() + (out["forces"] - batch["forces"]).square().mean()
+        loss = (((out["energy"] - batch["energy"]) / 9).square().mean()
+                + (out["forces"] - batch["forces"]).square().mean())
         loss.backward()
         optimiser.step()
     return model.eval()

@@ -22,7 +22,8 @@ import bench_neighbors  # noqa: E402
 
 
 def load_renderer():
-    spec = importlib.util.spec_from_file_location("update_readme_benchmarks", ROOT / "scripts" / "update_readme_benchmarks.py")
+    spec = importlib.util.spec_from_file_location("update_readme_benchmarks",
+                                                  ROOT / "scripts" / "update_readme_benchmarks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -84,7 +85,8 @@ def test_neighbour_benchmark_without_vesin_says_so(tmp_path, capsys, monkeypatch
 
 def test_inference_benchmark_times_fresh_structures_model_calls_and_the_md_path(tmp_path):
     out = tmp_path / "inference.json"
-    argv = ["--sizes", "30", "--threads", "1", "--seconds", "0", "--min-calls", "2", "--no-compile", "--output", str(out)]
+    argv = ["--sizes", "30", "--threads", "1", "--seconds", "0", "--min-calls", "2", "--no-compile",
+            "--output", str(out)]
     assert bench_inference.main(argv) == 0
     data = json.loads(out.read_text())
     assert_describes_itself(data, argv, "bench_inference.py")

@@ -58,15 +58,15 @@ def test_neighbour_list_is_reused_within_the_skin():
     calc = mlpot.MLPotCalculator(DescriptorModel(["Cu"], cutoff=4.0, seed=0), skin=1.0)
     atoms.calc = calc
     atoms.get_forces()
-    first = calc._list
+    assert calc.verlet_list.n_rebuilds == 1
     atoms.positions[3] += [0.3, 0.0, 0.0]  # < skin/2: keep the list
     fresh = mlpot.MLPotCalculator(DescriptorModel(["Cu"], cutoff=4.0, seed=0), skin=0.0)
     reused_forces = atoms.get_forces()
-    assert calc._list is first
+    assert calc.verlet_list.n_rebuilds == 1
     assert np.allclose(reused_forces, fresh.get_forces(atoms), rtol=0, atol=1e-12)
     atoms.positions[3] += [0.3, 0.0, 0.0]  # now 0.6 > skin/2: rebuild
     atoms.get_forces()
-    assert calc._list is not first
+    assert calc.verlet_list.n_rebuilds == 2
 
 
 def test_float32_calculator_and_model_file(tmp_path):
@@ -85,7 +85,8 @@ def test_velocity_verlet_on_ethanol_keeps_energy_bounded(ethanol_model):
     structures = read_structures(ETHANOL, energy_unit="kcal/mol", index="500")
     atoms = mlpot.data.atoms_from_atomic_data(structures[0])[0]
     atoms.calc = mlpot.MLPotCalculator(ethanol_model)
-    atoms.set_momenta(np.random.default_rng(0).normal(size=(9, 3)) * np.sqrt(atoms.get_masses()[:, None] * units.kB * 300))
+    thermal = np.sqrt(atoms.get_masses()[:, None] * units.kB * 300)
+    atoms.set_momenta(np.random.default_rng(0).normal(size=(9, 3)) * thermal)
     total = []
     dynamics = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     dynamics.attach(lambda: total.append(atoms.get_total_energy()), interval=1)
@@ -161,3 +162,18 @@ def test_close_contact_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quiet.get_potential_energy()
+
+
+def test_calculator_keeps_its_old_import_paths():
+    """``mlpot.MLPotCalculator`` and the deprecated ``mlpot.calculator`` both give the class in
+    :mod:`mlpot.integrations.ase`."""
+    import importlib
+    import sys
+
+    from mlpot.integrations.ase import MLPotCalculator
+
+    assert mlpot.MLPotCalculator is MLPotCalculator
+    sys.modules.pop("mlpot.calculator", None)
+    with pytest.warns(DeprecationWarning, match="mlpot.calculator is deprecated"):
+        old = importlib.import_module("mlpot.calculator")
+    assert old.MLPotCalculator is MLPotCalculator

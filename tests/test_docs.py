@@ -1,8 +1,8 @@
 """Every ```python block in README.md and docs/*.md runs, so the documentation cannot rot.
 
 Blocks of one file run in order in one namespace (later blocks may use earlier names), in a
-temporary working directory that links the repository's datasets/ and scripts/. Blocks that are illustrations rather than programs are written
-with another language tag (```text, ```bash, ```yaml).
+temporary working directory that links the repository's datasets/ and scripts/. Blocks that are
+illustrations rather than programs are written with another language tag (```text, ```bash, ```yaml).
 """
 
 import os
@@ -40,7 +40,8 @@ def test_python_blocks_run(document, tmp_path, monkeypatch):
         where = f"{document.relative_to(ROOT)} block {number} ({language})"
         if language == "bash":
             run = subprocess.run(["bash", "-euo", "pipefail", "-c", code], capture_output=True, text=True, timeout=600)
-            assert run.returncode == 0, f"{where} failed:\n{code}\n--- output ---\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+            assert run.returncode == 0, \
+                f"{where} failed:\n{code}\n--- output ---\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
             continue
         try:
             exec(compile(code, where, "exec"), namespace)

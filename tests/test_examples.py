@@ -55,7 +55,8 @@ def test_train_from_extxyz_example(tmp_path):
     cells = ase_read(root / "datasets" / "mlearn_si" / "Si_training.xyz", index=":12")
     write(tmp_path / "si.xyz", cells)
     result = load_example("train_from_extxyz").main(
-        [str(tmp_path / "si.xyz"), "--out", str(tmp_path / "run"), "--max-epochs", "2", "--n-val", "3", "--cutoff", "4.0"]
+        [str(tmp_path / "si.xyz"), "--out", str(tmp_path / "run"), "--max-epochs", "2", "--n-val", "3",
+         "--cutoff", "4.0"]
     )
     model = mlpot.load_model(tmp_path / "run" / "model.pt")
     assert model.cutoff == 4.0 and result.metrics["val"]["forces_mae_meV_per_A"] > 0

@@ -9,7 +9,7 @@ from mlpot.cli import main
 def test_help_lists_every_verb(capsys):
     assert main([]) == 0
     text = capsys.readouterr().out
-    for verb in ("train", "eval", "md", "heat-capacity", "hnn"):
+    for verb in ("train", "eval", "md", "heat-capacity", "hnn", "lammps"):
         assert verb in text
 
 
@@ -21,12 +21,14 @@ def test_version(capsys):
 
 def test_user_error_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLPOT_DEBUG", raising=False)
-    code = main(["md", str(tmp_path / "missing.pt"), str(tmp_path / "missing.xyz"), "--steps", "1", "--out", str(tmp_path)])
+    code = main(["md", str(tmp_path / "missing.pt"), str(tmp_path / "missing.xyz"), "--steps", "1",
+                 "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("mlpot md: ") and "missing" in err and "Traceback" not in err
     monkeypatch.setenv("MLPOT_DEBUG", "1")
     with pytest.raises((FileNotFoundError, ValueError)):
-        main(["md", str(tmp_path / "missing.pt"), str(tmp_path / "missing.xyz"), "--steps", "1", "--out", str(tmp_path)])
+        main(["md", str(tmp_path / "missing.pt"), str(tmp_path / "missing.xyz"), "--steps", "1",
+              "--out", str(tmp_path)])
 
 
 def _bad_structures(tmp_path):
@@ -50,7 +52,8 @@ def test_every_verb_reads_a_broken_structure_file_as_one_line(tmp_path, capsys, 
     path = str(_bad_structures(tmp_path)[kind])
     commands = {
         "md": ["md", "ase:EMT", path, "--steps", "1", "--out", str(tmp_path / "md")],
-        "heat-capacity": ["heat-capacity", path, "--reference", "emt", "--temperatures", "300", "--out", str(tmp_path / "c")],
+        "heat-capacity": ["heat-capacity", path, "--reference", "emt", "--temperatures", "300",
+                          "--out", str(tmp_path / "c")],
         "eval": ["eval", str(model), path],
     }
     for verb, argv in commands.items():

@@ -18,7 +18,8 @@ from ase.build import bulk, fcc111, molecule
 from ase.geometry import cellpar_to_cell
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from mlpot.neighbors import _half_stencil, needs_rebuild, neighbor_list, neighbor_list_brute_force
+from mlpot.neighbors import VerletList, needs_rebuild, neighbor_list, neighbor_list_brute_force
+from mlpot.neighbors.cell_list import _half_stencil
 
 #: No pair distance may lie this close to the cutoff (Å): far above float64 round-off in Å-sized
 #: systems; float32 tests use FLOAT32_TIE_TOLERANCE, above float32 round-off at ~50 Å.
@@ -561,6 +562,79 @@ def test_skin_half_is_tight_for_two_approaching_atoms():
     edge_index, _ = neighbor_list(reference, cutoff + skin)
     assert edge_index.shape[1] == 2
     assert not needs_rebuild(reference + torch.tensor([[skin / 2 - excess / 4, 0, 0], [0, 0, 0]]), reference, skin)
+
+
+def test_verlet_list_reuses_until_half_the_skin_then_matches_a_fresh_list():
+    """VerletList returns its cached list below skin/2 and a rebuilt one, equal to a fresh cell
+    list with cutoff + skin, beyond it."""
+    cutoff, skin = 3.0, 1.0
+    atoms = random_periodic_system(40, 0)
+    positions, cell, pbc = tensors(atoms)
+    numbers = torch.ones(len(atoms), dtype=torch.int64)
+    verlet = VerletList(cutoff, skin)
+    edge_index, edge_shift, rebuilt = verlet.get(positions, cell, pbc, numbers)
+    assert rebuilt and verlet.n_rebuilds == 1
+    np.testing.assert_array_equal(
+        canonical(edge_index, edge_shift), canonical(*neighbor_list(positions, cutoff + skin, cell, pbc))
+    )
+    nudged = positions.clone()
+    nudged[0, 0] += 0.49 * skin
+    again_index, again_shift, rebuilt = verlet.get(nudged, cell, pbc, numbers)
+    assert not rebuilt and again_index is edge_index and again_shift is edge_shift
+    nudged[0, 0] += 0.02 * skin  # now 0.51 skin from the build
+    fresh_index, fresh_shift, rebuilt = verlet.get(nudged, cell, pbc, numbers)
+    assert rebuilt and verlet.n_rebuilds == 2
+    np.testing.assert_array_equal(
+        canonical(fresh_index, fresh_shift), canonical(*neighbor_list(nudged, cutoff + skin, cell, pbc))
+    )
+
+
+@pytest.mark.parametrize("change", ["cell", "pbc", "numbers", "n_atoms"])
+def test_verlet_list_rebuilds_when_cell_pbc_species_or_size_change(change):
+    cutoff, skin = 3.0, 1.0
+    atoms = random_periodic_system(30, 1)
+    positions, cell, pbc = tensors(atoms)
+    numbers = torch.ones(len(atoms), dtype=torch.int64)
+    verlet = VerletList(cutoff, skin)
+    verlet.get(positions, cell, pbc, numbers)
+    if change == "cell":
+        cell = cell * 1.001
+    elif change == "pbc":
+        pbc = torch.tensor([True, True, False])
+    elif change == "numbers":
+        numbers = numbers.clone()
+        numbers[3] = 8
+    else:
+        positions, numbers = positions[:-1], numbers[:-1]
+    *_, rebuilt = verlet.get(positions, cell, pbc, numbers)
+    assert rebuilt
+
+
+def test_verlet_list_is_not_fooled_by_in_place_updates():
+    """An integrator updates its tensors in place: the list must compare against a copy."""
+    verlet = VerletList(3.0, 1.0)
+    positions = torch.tensor([[0.0, 0.0, 0.0], [3.5, 0.0, 0.0], [10.0, 0.0, 0.0]], dtype=torch.float64)
+    verlet.get(positions)
+    positions[2, 0] = 6.0  # in place: 4 Å, far beyond skin/2
+    edge_index, _, rebuilt = verlet.get(positions)
+    assert rebuilt
+    assert edge_index.shape[1] == 4  # pairs (0, 1) and (1, 2), both directions
+
+
+def test_complete_molecular_list_is_never_rebuilt_for_displacement():
+    """A non-periodic list holding every pair cannot miss a neighbour, however far atoms move."""
+    verlet = VerletList(5.0, 1.0)
+    positions = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.2, 0.0]], dtype=torch.float64)
+    edge_index, _, _ = verlet.get(positions)
+    assert verlet.complete and edge_index.shape[1] == 6
+    *_, rebuilt = verlet.get(positions + torch.tensor([[2.0, 0.0, 0.0], [0, 0, 0], [0, 0, 0]]))
+    assert not rebuilt
+
+
+@pytest.mark.parametrize(("cutoff", "skin"), [(0.0, 1.0), (-1.0, 1.0), (3.0, -0.1)])
+def test_verlet_list_rejects_bad_cutoff_or_skin(cutoff, skin):
+    with pytest.raises(ValueError, match="cutoff|skin"):
+        VerletList(cutoff, skin)
 
 
 # --- gradients ------------------------------------------------------------------------------

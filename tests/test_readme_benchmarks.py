@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_tables_match_the_benchmark_json():
-    spec = importlib.util.spec_from_file_location("update_readme_benchmarks", ROOT / "scripts" / "update_readme_benchmarks.py")
+    spec = importlib.util.spec_from_file_location("update_readme_benchmarks",
+                                                  ROOT / "scripts" / "update_readme_benchmarks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.updated_readme() == (ROOT / "README.md").read_text(), (

@@ -30,6 +30,7 @@ from mlpot.analysis.blocking import (
     mean_error,
 )
 from mlpot.analysis.combine import FiniteSizeFit, average_replicas, fit_finite_size
+from mlpot.analysis.microcanonical import heat_capacity_microcanonical
 from mlpot.analysis.noise import (
     NoiseVariance,
     NoiseVarianceTooLargeError,
@@ -56,7 +57,6 @@ from mlpot.analysis.thermo import (
     HeatCapacityResult,
     heat_capacity_canonical,
     heat_capacity_configurational,
-    heat_capacity_microcanonical,
 )
 from mlpot.analysis.vdos import quantum_correction, quantum_heat_capacity, vibrational_density_of_states
 

@@ -12,8 +12,8 @@ fluctuations give the model's C_V, nothing subtracted. ``--reference-calculator 
 calculator (emt, lj; tblite when installed) on ``--reference-frames`` decorrelated frames and reports the
 reference's C_V by reweighting, with its effective sample size; ``--reference-energies FILE`` takes the same
 frames labelled elsewhere (write them with ``--write-frames``, same seed). A committee MODEL also gives each
-member's C_V and their spread. With ``--reference emt`` (ASE's EMT drives the MD) no model is given. STRUCTURE is a file that
-``ase.io.read`` understands (last frame), or a chemical symbol such as ``Cu`` for ASE's reference crystal
+member's C_V and their spread. With ``--reference emt`` (ASE's EMT drives the MD) no model is given. STRUCTURE
+is a file that ``ase.io.read`` understands (last frame), or a chemical symbol such as ``Cu`` for ASE's reference crystal
 (``ase.build.bulk(symbol, cubic=True)``). Each size n is the n×n×n supercell of STRUCTURE.
 
 The MD runs all sizes (× replicas) of one temperature in one batched call, with Langevin (BAOAB) or Bussi
@@ -48,7 +48,8 @@ def register_cli(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="MODEL STRUCTURE, or STRUCTURE alone with --reference")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="MODEL STRUCTURE, or STRUCTURE alone with --reference")
     parser.add_argument("--reference", choices=sorted(_REFERENCES), help="use an ASE reference potential, no MODEL")
     parser.add_argument("--temperatures", type=float, nargs="+", required=True, metavar="K", help="temperatures, K")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 4], metavar="N", help="supercells N×N×N (2 3 4)")
@@ -104,7 +105,8 @@ def _register_phonons(subparsers) -> None:
         "phonopy (pip install 'mlpot[phonons]'). Writes DIR/phonons.json (C_V in k_B, F in eV, S in k_B per input "
         "cell), DIR/phonon_bands.png and DIR/phonon_dos.png.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="MODEL STRUCTURE, or STRUCTURE alone with --reference")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="MODEL STRUCTURE, or STRUCTURE alone with --reference")
     parser.add_argument("--reference", choices=sorted(_REFERENCES), help="use an ASE reference potential, no MODEL")
     parser.add_argument("--supercell", type=int, nargs=3, default=[3, 3, 3], metavar="N", help="supercell (3 3 3)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[100.0, 300.0], metavar="K")
@@ -129,8 +131,8 @@ def _reference_calculator(args):
     try:
         cls = getattr(importlib.import_module(module), name)
     except ImportError as error:
-        raise SystemExit(f"mlpot heat-capacity: --reference-calculator {args.reference_calculator} needs {module.split('.')[0]} "
-                         f"installed ({error})") from error
+        raise SystemExit(f"mlpot heat-capacity: --reference-calculator {args.reference_calculator} needs "
+                         f"{module.split('.')[0]} installed ({error})") from error
     options = {}
     for item in args.reference_option:
         key, _, value = item.partition("=")

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FrameRecorder", "member_energies", "read_labelled_energies", "reference_energies", "write_frames"]
+from mlpot.analysis.reweighting import InsufficientOverlapError, heat_capacity_committee, heat_capacity_reweighted
+
+__all__ = ["FrameRecorder", "member_energies", "read_labelled_energies", "reference_energies", "reweight_frames",
+           "write_frames"]
 
 
 class FrameRecorder:
@@ -88,7 +91,8 @@ def member_energies(committee: torch.nn.Module, frames) -> np.ndarray:
                 pbc = torch.as_tensor(atoms.pbc)[None]
                 edge_index, edge_shift = neighbor_list(positions, float(member.cutoff), cell=cell, pbc=pbc)
                 data = {
-                    "positions": positions, "cell": cell, "pbc": pbc, "edge_index": edge_index, "edge_shift": edge_shift,
+                    "positions": positions, "cell": cell, "pbc": pbc,
+                    "edge_index": edge_index, "edge_shift": edge_shift,
                     "numbers": torch.as_tensor(atoms.numbers, dtype=torch.int64),
                     "batch": torch.zeros(len(atoms), dtype=torch.int64),
                 }
@@ -124,7 +128,9 @@ def read_labelled_energies(path: str | Path, frames, tolerance_A: float = 1e-4) 
 
     labelled = ase.io.read(path, index=":")
     if len(labelled) != len(frames):
-        raise ValueError(f"{path} holds {len(labelled)} frames, the run produced {len(frames)}: they must match by index")
+        raise ValueError(
+            f"{path} holds {len(labelled)} frames, the run produced {len(frames)}: they must match by index"
+        )
     energies = []
     for k, (theirs, ours) in enumerate(zip(labelled, frames)):
         if len(theirs) != len(ours) or np.max(np.abs(theirs.positions - ours.positions)) > tolerance_A:
@@ -134,3 +140,45 @@ def read_labelled_energies(path: str | Path, frames, tolerance_A: float = 1e-4) 
         except Exception as error:  # noqa: BLE001 - no calculator or no energy: say which frame
             raise ValueError(f"frame {k} of {path} has no energy ({error})") from error
     return np.asarray(energies, dtype=np.float64)
+
+
+def reweight_frames(frames, columns, n_atoms, temperature, committee, reference, energies_file, min_ess, seed,
+                    n_dof_kinetic, block_frames) -> dict:
+    """Reweighted C_V of the reference and/or the committee's members on the kept frames of one size.
+
+    Args:
+        frames: the run's :class:`FrameRecorder`; ``columns`` the systems (replicas) of this size, pooled in order.
+        n_atoms, temperature: of the cell and the run (K).
+        committee: the committee that drove the run (per-member reweighting), or None.
+        reference, energies_file: an ASE calculator, or an extxyz file of the frames labelled elsewhere.
+        min_ess, seed, n_dof_kinetic, block_frames: as in :func:`mlpot.analysis.heat_capacity_reweighted`
+            (``block_frames`` frames per bootstrap block, capped at a quarter of the frames).
+
+    Returns:
+        ``{"reweighted": ReweightedHeatCapacity, "committee": CommitteeHeatCapacity}`` as available, or
+        ``{"reweighting_error": message}`` when the effective sample size is too small.
+    """
+
+    pooled_frames, kinetic, model = [], [], []
+    for column in columns:  # independent replicas, one after the other
+        atoms, k, u = frames.frames(column)
+        pooled_frames += atoms
+        kinetic.append(k)
+        model.append(u)
+    kinetic, model = np.concatenate(kinetic), np.concatenate(model)
+    out = {}
+    options = {"n_atoms": n_atoms, "min_effective_samples": min_ess, "seed": seed, "n_dof_kinetic": n_dof_kinetic,
+               "block_length": min(block_frames, max(1, kinetic.size // 4))}
+    try:
+        if reference is not None or energies_file is not None:
+            energies = (
+                reference_energies(reference, pooled_frames) if reference is not None
+                else read_labelled_energies(energies_file, pooled_frames)
+            )
+            out["reweighted"] = heat_capacity_reweighted(kinetic, model, energies, temperature, **options)
+        if committee is not None:
+            members = member_energies(committee, pooled_frames)
+            out["committee"] = heat_capacity_committee(kinetic, model, members, temperature, **options)
+    except InsufficientOverlapError as error:
+        out["reweighting_error"] = str(error)
+    return out

@@ -162,7 +162,8 @@ def compute_phonons(
     if len(repeat) != 3 or min(repeat) < 1 or len(mesh) != 3 or min(mesh) < 1:
         raise ValueError(f"supercell and mesh need three positive integers, got {supercell!r} and {mesh!r}")
     temperatures = np.asarray(temperatures_K, dtype=float)
-    if temperatures.ndim != 1 or temperatures.size == 0 or np.any(~np.isfinite(temperatures)) or np.any(temperatures < 0):
+    if (temperatures.ndim != 1 or temperatures.size == 0 or np.any(~np.isfinite(temperatures))
+            or np.any(temperatures < 0)):
         raise ValueError(f"temperatures_K must be finite and non-negative, got {temperatures_K!r}")
     unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
                         scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())

@@ -34,12 +34,15 @@ Units: energies in eV per simulation cell; heat capacities in k_B per cell.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from mlpot.analysis.blocking import InsufficientSamplingError, integrated_autocorrelation_time
-from mlpot.analysis.thermo import Estimate, _check_atoms, _check_temperature, format_value_error
+from mlpot.analysis.reweighting_results import (
+    CommitteeHeatCapacity,
+    ReweightedHeatCapacity,
+)
+from mlpot.analysis.thermo import _check_atoms, _check_temperature
 from mlpot.units import KB_EV_PER_K
 
 __all__ = [
@@ -56,12 +59,6 @@ __all__ = [
 MIN_EFFECTIVE_SAMPLES = 50
 #: Fewest frames a reweighted estimate accepts.
 MIN_FRAMES = 20
-
-CUMULANT_ASSUMPTION = (
-    "second-order cumulant: (E_model, δ) jointly Gaussian on the model's samples, so reweighting shifts means "
-    "but not variances and Var_ref(E_ref) = Var_model(E_ref); biased when δ is skewed (e.g. δ ∝ U)"
-)
-
 
 class InsufficientOverlapError(ValueError):
     """Too few frames carry the reweighting: the model's and the reference's distributions barely overlap."""
@@ -80,140 +77,6 @@ def effective_sample_size(weights) -> float:
     """Kish's effective sample size (Σw)²/Σw² of (unnormalised or normalised) weights."""
     w = np.asarray(weights, float)
     return float(w.sum() ** 2 / np.square(w).sum())
-
-
-@dataclass(frozen=True)
-class ReweightedHeatCapacity:
-    """The reference's canonical C_V from the model's frames, with what the reweighting measured.
-
-    Attributes:
-        value, error: C_V of the reference by reweighting, k_B per cell, 1σ (block bootstrap).
-        effective_sample_size: Kish ESS of the weights (≤ n_frames).
-        n_frames: frames used.
-        temperature_K: the temperature of the model's run.
-        model_value, model_error: the model's own C_V = Var(K + U_model)/(k_B T)² on the same frames.
-        cumulant_value, cumulant_error: the second-order cumulant estimate of the reference's C_V.
-        cumulant_assumption: what that estimate assumes.
-        error_mean_eV: ⟨δ⟩ on the model's frames, δ = U_ref − U_model.
-        error_variance_eV2: measured Var(δ) (what the white-noise formula would subtract).
-        error_energy_covariance_eV2: measured Cov(δ, U_model); zero if δ were white noise.
-        model_potential_variance_eV2: Var(U_model) on the frames.
-        white_noise_value: Var(K + U_model) − Var(δ) over (k_B T)²: the white-noise approximation, for comparison.
-        block_length: frames per bootstrap block; n_bootstrap: resamples.
-        n_atoms: atoms in the cell (optional, for per-atom values).
-    """
-
-    value: float
-    error: float
-    effective_sample_size: float
-    n_frames: int
-    temperature_K: float
-    model_value: float
-    model_error: float
-    cumulant_value: float
-    cumulant_error: float
-    error_mean_eV: float
-    error_variance_eV2: float
-    error_energy_covariance_eV2: float
-    white_noise_value: float
-    block_length: int
-    n_bootstrap: int
-    model_potential_variance_eV2: float
-    n_atoms: int | None = None
-    cumulant_assumption: str = CUMULANT_ASSUMPTION
-
-    @property
-    def reference(self) -> Estimate:
-        """C_V of the reference, k_B per cell."""
-        return Estimate(self.value, self.error)
-
-    @property
-    def model(self) -> Estimate:
-        """C_V of the model on the same frames, k_B per cell."""
-        return Estimate(self.model_value, self.model_error)
-
-    @property
-    def per_atom(self) -> Estimate:
-        """C_V of the reference in k_B per atom."""
-        if self.n_atoms is None:
-            raise ValueError("pass n_atoms= to heat_capacity_reweighted for per-atom values")
-        return Estimate(self.value / self.n_atoms, self.error / self.n_atoms)
-
-    @property
-    def error_energy_correlation(self) -> float:
-        """Corr(δ, U_model) implied by the measured covariance (0 for white noise)."""
-        scale = math.sqrt(self.error_variance_eV2 * self.model_potential_variance_eV2)
-        return self.error_energy_covariance_eV2 / scale if scale > 0 else 0.0
-
-    def as_dict(self) -> dict:
-        """Plain numbers for JSON."""
-        out = {
-            "kB_per_cell_reference": {"value": self.value, "error": self.error},
-            "kB_per_cell_model": {"value": self.model_value, "error": self.model_error},
-            "kB_per_cell_cumulant": {"value": self.cumulant_value, "error": self.cumulant_error,
-                                     "assumption": self.cumulant_assumption},
-            "kB_per_cell_white_noise_approximation": self.white_noise_value,
-            "effective_sample_size": self.effective_sample_size,
-            "n_frames": self.n_frames,
-            "temperature_K": self.temperature_K,
-            "model_error_mean_eV": self.error_mean_eV,
-            "model_error_variance_eV2": self.error_variance_eV2,
-            "model_error_energy_covariance_eV2": self.error_energy_covariance_eV2,
-            "model_error_energy_correlation": self.error_energy_correlation,
-            "block_length_frames": self.block_length,
-            "n_bootstrap": self.n_bootstrap,
-            "n_atoms": self.n_atoms,
-        }
-        if self.n_atoms is not None:
-            out["kB_per_atom_reference"] = dict(zip(("value", "error"), self.per_atom))
-        return out
-
-    def __str__(self) -> str:
-        return (
-            f"C_V[reference] = {format_value_error(self.value, self.error)} k_B per cell by reweighting "
-            f"(ESS {self.effective_sample_size:.0f} of {self.n_frames} frames); C_V[model] = "
-            f"{format_value_error(self.model_value, self.model_error)}; cumulant "
-            f"{format_value_error(self.cumulant_value, self.cumulant_error)}; Var(δ) = {self.error_variance_eV2:.3g} eV², "
-            f"Cov(δ, U) = {self.error_energy_covariance_eV2:.3g} eV²"
-        )
-
-
-@dataclass(frozen=True)
-class CommitteeHeatCapacity:
-    """C_V of a committee's members by reweighting the same frames: mean, statistical error, model spread.
-
-    Attributes:
-        value: mean over members of their reweighted C_V, k_B per cell.
-        error: its 1σ statistical error (bootstrap, members resampled together).
-        model_spread: standard deviation (ddof = 1) of the members' C_V: the model uncertainty.
-        members: each member's :class:`ReweightedHeatCapacity`.
-        model_value, model_error: C_V of the potential that drove the run (the committee mean) on the frames.
-        effective_sample_size: the smallest ESS over members.
-    """
-
-    value: float
-    error: float
-    model_spread: float
-    members: tuple[ReweightedHeatCapacity, ...]
-    model_value: float
-    model_error: float
-    effective_sample_size: float
-
-    def as_dict(self) -> dict:
-        return {
-            "kB_per_cell_members_mean": {"value": self.value, "error": self.error},
-            "model_spread_kB_per_cell": self.model_spread,
-            "kB_per_cell_model": {"value": self.model_value, "error": self.model_error},
-            "min_effective_sample_size": self.effective_sample_size,
-            "members": [m.as_dict() for m in self.members],
-        }
-
-    def __str__(self) -> str:
-        return (
-            f"C_V = {format_value_error(self.value, self.error)} (statistical) ± {self.model_spread:.2g} (model spread, "
-            f"{len(self.members)} members) k_B per cell; the committee mean's own C_V "
-            f"{format_value_error(self.model_value, self.model_error)}"
-        )
 
 
 def _frames(name: str, x, n: int | None = None) -> np.ndarray:
@@ -253,26 +116,36 @@ def _block_length(series: np.ndarray) -> int:
     return max(1, int(math.ceil(g - 1e-9)))
 
 
-def _reweighted_estimates(kinetic, model, references, temperature_K, block_length, n_bootstrap, seed):
-    """Central values and bootstrap replicates of every estimator, for one or several references [M, n]."""
+def _reweighted_estimates(kinetic, model, references, temperature_K, block_length, n_bootstrap, seed,
+                          n_dof_kinetic=None):
+    """Central values and bootstrap replicates of every estimator, for one or several references [M, n].
+
+    With ``n_dof_kinetic`` f, the configurational estimators f/2 + Var(U)/(k_B T)²; else the total-energy
+    ones Var(K + U)/(k_B T)².
+    """
     kT = KB_EV_PER_K * temperature_K
     n = kinetic.size
+    if n_dof_kinetic is None:
+        kinetic_part, exact_kinetic = kinetic, 0.0
+    else:  # the momenta are Maxwellian and independent of the positions: their share is exactly f/2
+        kinetic_part, exact_kinetic = np.zeros_like(kinetic), 0.5 * n_dof_kinetic
     if block_length is None:
-        block_length = min(_block_length(kinetic + references.mean(axis=0)), max(1, n // 4))
+        block_length = min(_block_length(kinetic_part + references.mean(axis=0)), max(1, n // 4))
     block_length = int(block_length)
     if not 1 <= block_length <= n // 4:
         raise ValueError(f"block_length must be in [1, n_frames/4] = [1, {n // 4}], got {block_length}")
-    index = np.concatenate([np.arange(n)[None], _bootstrap_indices(n, block_length, n_bootstrap, np.random.default_rng(seed))])
+    index = np.concatenate([np.arange(n)[None],
+                            _bootstrap_indices(n, block_length, n_bootstrap, np.random.default_rng(seed))])
 
     def estimates(idx):  # idx [B, n] → dict of [B, M] (or [B]) arrays
-        k, u = kinetic[idx], model[idx]
+        k, u = kinetic_part[idx], model[idx]
         refs = references[:, idx].transpose(1, 0, 2)  # [B, M, n]
         weights = reweighting_weights(u[:, None, :], refs, temperature_K)
         reference_energy = k[:, None, :] + refs
         return {
-            "reweighted": _weighted_variance(reference_energy, weights) / kT**2,
-            "cumulant": np.var(reference_energy, axis=-1, ddof=1) / kT**2,
-            "model": np.var(k + u, axis=-1, ddof=1) / kT**2,
+            "reweighted": exact_kinetic + _weighted_variance(reference_energy, weights) / kT**2,
+            "cumulant": exact_kinetic + np.var(reference_energy, axis=-1, ddof=1) / kT**2,
+            "model": exact_kinetic + np.var(k + u, axis=-1, ddof=1) / kT**2,
             "ess": 1.0 / np.sum(np.square(weights), axis=-1),
         }
 
@@ -302,6 +175,7 @@ def heat_capacity_reweighted(
     block_length: int | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    n_dof_kinetic: int | None = None,
 ) -> ReweightedHeatCapacity:
     """Canonical C_V of the *reference* from frames sampled with the model, by reweighting with exp(−βδ).
 
@@ -316,6 +190,12 @@ def heat_capacity_reweighted(
             1 for decorrelated frames). The frames are assumed decorrelated by the caller.
         n_bootstrap: bootstrap resamples.
         seed: seed of the bootstrap.
+        n_dof_kinetic: f, the run's kinetic degrees of freedom (``sim.state.n_dof``). Given, every estimate
+            is configurational, f/2 + Var(U)/(k_B T)² (weighted for the reference): in the canonical ensemble
+            the momenta are Maxwellian and independent of the positions, so the kinetic share is exactly
+            f/2, and leaving the sampled K out removes its noise and the integrator's O(dt²) correlation
+            of K with U at the end of a step. Without it, Var(K + U)/(k_B T)².
+            The workflow always passes it.
 
     Returns:
         :class:`ReweightedHeatCapacity`: ``value``/``error`` in k_B per cell of the reference, the ESS, the
@@ -335,14 +215,22 @@ def heat_capacity_reweighted(
     if n_bootstrap < 50:
         raise ValueError(f"n_bootstrap must be at least 50, got {n_bootstrap}")
     return _single(kinetic, model, reference, temperature, n_atoms, min_effective_samples, block_length,
-                   n_bootstrap, seed, "heat_capacity_reweighted")
+                   n_bootstrap, seed, "heat_capacity_reweighted", n_dof_kinetic=_check_dof(n_dof_kinetic))
+
+
+def _check_dof(n_dof_kinetic) -> int | None:
+    if n_dof_kinetic is None:
+        return None
+    if int(n_dof_kinetic) != n_dof_kinetic or n_dof_kinetic < 1:
+        raise ValueError(f"n_dof_kinetic must be a positive integer, got {n_dof_kinetic!r}")
+    return int(n_dof_kinetic)
 
 
 def _single(kinetic, model, reference, temperature, n_atoms, min_ess, block_length, n_bootstrap, seed, who,
-            replicates=None):
+            replicates=None, n_dof_kinetic=None):
     if replicates is None:
         replicates, block_length = _reweighted_estimates(
-            kinetic, model, reference[None], temperature, block_length, n_bootstrap, seed
+            kinetic, model, reference[None], temperature, block_length, n_bootstrap, seed, n_dof_kinetic
         )
         replicates = {k: v[:, 0] if v.ndim == 2 else v for k, v in replicates.items()}
     n = kinetic.size
@@ -365,11 +253,15 @@ def _single(kinetic, model, reference, temperature, n_atoms, min_ess, block_leng
         error_mean_eV=float(delta.mean()),
         error_variance_eV2=float(covariance[0, 0]),
         error_energy_covariance_eV2=float(covariance[0, 1]),
-        white_noise_value=float((np.var(kinetic + model, ddof=1) - covariance[0, 0]) / kT**2),
+        white_noise_value=float(
+            (np.var(model if n_dof_kinetic else kinetic + model, ddof=1) - covariance[0, 0]) / kT**2
+            + (0.5 * n_dof_kinetic if n_dof_kinetic else 0.0)
+        ),
         block_length=int(block_length),
         n_bootstrap=int(boot["reweighted"].shape[0]),
         n_atoms=None if n_atoms is None else _check_atoms(n_atoms),
         model_potential_variance_eV2=float(covariance[1, 1]),
+        n_dof_kinetic=n_dof_kinetic,
     )
 
 
@@ -384,6 +276,7 @@ def heat_capacity_committee(
     block_length: int | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    n_dof_kinetic: int | None = None,
 ) -> CommitteeHeatCapacity:
     """Per-member C_V of a committee by reweighting the same frames; mean, statistical error and model spread.
 
@@ -391,7 +284,7 @@ def heat_capacity_committee(
         kinetic_energy_eV: [n] K per frame, eV.
         model_potential_eV: [n] energy of the potential that drove the MD (usually the committee mean), eV.
         member_potential_eV: [n_members ≥ 2, n] each member's energy on the same frames, eV.
-        temperature_K, n_atoms, min_effective_samples, block_length, n_bootstrap, seed: as in
+        temperature_K, n_atoms, min_effective_samples, block_length, n_bootstrap, seed, n_dof_kinetic: as in
             :func:`heat_capacity_reweighted` (the ESS check applies to every member).
 
     Returns:
@@ -410,13 +303,15 @@ def heat_capacity_committee(
         raise ValueError("member_potential_eV holds NaN or inf")
     if n < MIN_FRAMES:
         raise ValueError(f"reweighting needs at least {MIN_FRAMES} frames, got {n}")
+    n_dof_kinetic = _check_dof(n_dof_kinetic)
     replicates, block_length = _reweighted_estimates(
-        kinetic, model, members, temperature, block_length, n_bootstrap, seed
+        kinetic, model, members, temperature, block_length, n_bootstrap, seed, n_dof_kinetic
     )
     results = tuple(
         _single(kinetic, model, members[m], temperature, n_atoms, min_effective_samples, block_length, n_bootstrap,
                 seed, f"heat_capacity_committee, member {m}",
-                replicates={k: v[:, m] if v.ndim == 2 else v for k, v in replicates.items()})
+                replicates={k: v[:, m] if v.ndim == 2 else v for k, v in replicates.items()},
+                n_dof_kinetic=n_dof_kinetic)
         for m in range(members.shape[0])
     )
     mean_over_members = replicates["reweighted"].mean(axis=1)  # [1 + B]

@@ -39,7 +39,6 @@ __all__ = [
     "GAS_CONSTANT_J_PER_MOL_K",
     "heat_capacity_canonical",
     "heat_capacity_configurational",
-    "heat_capacity_microcanonical",
 ]
 
 _REMOVED = object()
@@ -401,6 +400,3 @@ def _fluctuation_heat_capacity(
         n_dof=n_dof,
         statistics=stats,
     )
-
-
-from mlpot.analysis.microcanonical import heat_capacity_microcanonical  # noqa: E402  (re-exported)

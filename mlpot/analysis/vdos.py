@@ -141,4 +141,5 @@ def quantum_correction(classical_heat_capacity: float, frequencies_THz, dos, tem
         temperature_K: temperature, K.
     """
     nu, g, spacing = _check_dos(frequencies_THz, dos)
-    return float(classical_heat_capacity) + float(np.sum(g * (einstein_heat_capacity(nu, temperature_K) - 1.0)) * spacing)
+    correction = np.sum(g * (einstein_heat_capacity(nu, temperature_K) - 1.0)) * spacing
+    return float(classical_heat_capacity) + float(correction)

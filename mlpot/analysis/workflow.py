@@ -20,6 +20,7 @@ draws it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +31,8 @@ from ase import units as _ase
 
 from mlpot.analysis.blocking import mean_error
 from mlpot.analysis.combine import FiniteSizeFit, average_replicas, fit_finite_size
-from mlpot.analysis.frames import (
-    FrameRecorder,
-    member_energies,
-    read_labelled_energies,
-    reference_energies,
-    write_frames,
-)
+from mlpot.analysis.frames import FrameRecorder, reweight_frames, write_frames
 from mlpot.analysis.noise import noise_variance_from_rmse
-from mlpot.analysis.reweighting import heat_capacity_committee, heat_capacity_reweighted
 from mlpot.analysis.thermo import (
     HeatCapacityResult,
     format_value_error,
@@ -162,7 +156,8 @@ class HeatCapacityStudy:
     def table(self) -> str:
         """A plain-text table: every size and the extrapolation in three units; reweighted and committee lines."""
         noisy = any(s.result.noise.value > 0 for sizes in self.results.values() for s in sizes)
-        header = f"{'T (K)':>8} {'N':>6} {'dof':>5} {'T_kin (K)':>14} {'C_V (k_B/atom)':>18} {'J/(mol·K)':>16} {'J/(g·K)':>18}"
+        header = (f"{'T (K)':>8} {'N':>6} {'dof':>5} {'T_kin (K)':>14} {'C_V (k_B/atom)':>18} {'J/(mol·K)':>16} "
+                  f"{'J/(g·K)':>18}")
         if noisy:
             header += f" {'raw (k_B/atom)':>18}"
         lines = [header, "-" * len(header)]
@@ -181,9 +176,11 @@ class HeatCapacityStudy:
                 if s.reweighted is not None:
                     w = s.reweighted
                     lines.append(
-                        f"{'':>8} {'':>6} reference by reweighting: {format_value_error(w.value / n, w.error / n)} k_B/atom "
+                        f"{'':>8} {'':>6} reference by reweighting: "
+                        f"{format_value_error(w.value / n, w.error / n)} k_B/atom "
                         f"(ESS {w.effective_sample_size:.0f}/{w.n_frames}; model on the same frames "
-                        f"{format_value_error(w.model_value / n, w.model_error / n)}; Var(δ) = {w.error_variance_eV2:.3g} eV², "
+                        f"{format_value_error(w.model_value / n, w.model_error / n)}; "
+                        f"Var(δ) = {w.error_variance_eV2:.3g} eV², "
                         f"Corr(δ, U) = {w.error_energy_correlation:.2f})"
                     )
                 if s.committee is not None:
@@ -297,7 +294,8 @@ def run_heat_capacity(
     systems = [supercell(structure, r) for r in repeats]
     mass_per_atom = float(np.sum(structure.get_masses()) / len(structure))
     use_committee = committee_reweighting and _is_committee(potential)
-    keep_frames = use_committee or reference is not None or reference_energies_file is not None or frames_folder is not None
+    keep_frames = (use_committee or reference is not None or reference_energies_file is not None
+                   or frames_folder is not None)
     per_replica = max(1, -(-int(reference_frames) // replicas))
     frame_interval = max(1, production_steps // per_replica)
 
@@ -347,7 +345,9 @@ def run_heat_capacity(
                 }
                 totals.append(heat_capacity_canonical(energies[:, column], temperature, **system))
                 configurationals.append(
-                    heat_capacity_configurational(potential_energies[:, column], temperature, int(n_dof[column]), **system)
+                    heat_capacity_configurational(
+                        potential_energies[:, column], temperature, int(n_dof[column]), **system
+                    )
                 )
             estimates, others = (totals, configurationals) if estimator == "total" else (configurationals, totals)
             kinetic = [mean_error(temps[:, column], name="kinetic temperature") for column in columns]
@@ -356,9 +356,14 @@ def run_heat_capacity(
                 pooled = [a for column in columns for a in frames.frames(column)[0]]
                 write_frames(Path(frames_folder) / f"frames_{temperature:g}K_{len(atoms)}atoms.extxyz", pooled)
             if frames is not None:
-                extra = _reweight(
+                # Frames a few steps apart are correlated: bootstrap blocks as long as the correlation of the
+                # variance estimator measured on the full series (the frames alone are too few to measure it).
+                inefficiency = float(np.mean([c.statistics.variance_statistical_inefficiency
+                                              for c in configurationals]))
+                block_frames = max(1, math.ceil(inefficiency * sample_interval / frame_interval))
+                extra = reweight_frames(
                     frames, columns, len(atoms), temperature, potential if use_committee else None, reference,
-                    reference_energies_file, min_effective_samples, seed,
+                    reference_energies_file, min_effective_samples, seed, int(n_dof[columns[0]]), block_frames,
                 )
             per_size.append(
                 SizeResult(
@@ -401,34 +406,6 @@ def run_heat_capacity(
         "n_dof_kinetic": "3N (Langevin thermalises the centre of mass)" if thermostat == "langevin" else "3N - 3",
     }
     return HeatCapacityStudy(results=results, fits=fits, mass_per_atom_amu=mass_per_atom, settings=settings)
-
-
-def _reweight(frames, columns, n_atoms, temperature, committee, reference, energies_file, min_ess, seed) -> dict:
-    """Reweighted C_V of the reference and/or the committee's members on the kept frames of one size."""
-    from mlpot.analysis.reweighting import InsufficientOverlapError
-
-    pooled_frames, kinetic, model = [], [], []
-    for column in columns:  # independent replicas, one after the other
-        atoms, k, u = frames.frames(column)
-        pooled_frames += atoms
-        kinetic.append(k)
-        model.append(u)
-    kinetic, model = np.concatenate(kinetic), np.concatenate(model)
-    out = {}
-    options = {"n_atoms": n_atoms, "min_effective_samples": min_ess, "seed": seed}
-    try:
-        if reference is not None or energies_file is not None:
-            energies = (
-                reference_energies(reference, pooled_frames) if reference is not None
-                else read_labelled_energies(energies_file, pooled_frames)
-            )
-            out["reweighted"] = heat_capacity_reweighted(kinetic, model, energies, temperature, **options)
-        if committee is not None:
-            members = member_energies(committee, pooled_frames)
-            out["committee"] = heat_capacity_committee(kinetic, model, members, temperature, **options)
-    except InsufficientOverlapError as error:
-        out["reweighting_error"] = str(error)
-    return out
 
 
 def _repeat_tuple(repeat) -> tuple[int, int, int]:

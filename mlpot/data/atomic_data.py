@@ -176,7 +176,8 @@ def validate(data: dict[str, Tensor]) -> None:
             vectors = cell[s][periodic]
             if int(torch.linalg.matrix_rank(vectors.double(), atol=1e-8)) < vectors.shape[0]:
                 raise ValueError(
-                    f"field 'cell' of system {s} is singular on its periodic axes {torch.nonzero(periodic).flatten().tolist()}"
+                    f"field 'cell' of system {s} is singular on its periodic axes "
+                    f"{torch.nonzero(periodic).flatten().tolist()}"
                 )
     _check_label_shapes(data, n_atoms, n_systems)
 

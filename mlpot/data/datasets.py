@@ -1,4 +1,7 @@
-"""Reading DFT datasets into AtomicData, with unit conversion and label checks, and splitting them.
+"""Reading DFT datasets into AtomicData, with unit conversion and label checks.
+
+The readers per format are in :mod:`mlpot.data.readers`, the label lookup and checks in
+:mod:`mlpot.data.labels`, the train/validation splits in :mod:`mlpot.data.splits` (re-exported here).
 
 Two families of files are read:
 
@@ -26,10 +29,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlpot import units
-from mlpot.data import keys as K
+from mlpot.data.labels import InvalidLabel, check_labels, extract_labels, label_names
+from mlpot.data.readers import NPZ_KEY_CANDIDATES, read_ase_frames, read_npz_frames
+from mlpot.data.splits import load_split, save_split, split_indices
 
 __all__ = [
     "ReadReport",
@@ -51,17 +54,8 @@ __all__ = [
     "save_split",
     "load_split",
     "NPZ_KEY_CANDIDATES",
+    "label_names",
 ]
-
-#: Candidate array names in MD17-style npz files, tried in order when ``npz_keys`` does not name them.
-NPZ_KEY_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "numbers": ("nuclear_charges", "z", "Z", "numbers", "atomic_numbers"),
-    "positions": ("coords", "R", "positions", "xyz", "coordinates"),
-    "energy": ("energies", "E", "energy"),
-    "forces": ("forces", "F"),
-    "cell": ("cell", "lattice"),
-}
-
 
 @dataclass
 class ReadReport:
@@ -151,10 +145,10 @@ def read_atoms(
                 f"known: {', '.join(units.ENERGY_UNITS)})"
             )
         energy_factor = units.energy_to_eV(energy_unit)
-        raw = _read_npz(path, npz_keys or {}, index)
+        raw = read_npz_frames(path, npz_keys or {}, index)
     else:
         energy_factor = units.energy_to_eV(energy_unit or "eV")
-        raw = _read_ase(path, format, index)
+        raw = read_ase_frames(path, format, index)
     report.n_read = len(raw)
     if not raw:
         raise ValueError(f"{path}: no structures found")
@@ -166,11 +160,11 @@ def read_atoms(
     for i, atoms in enumerate(raw):
         source_index = atoms.info.get("source_index", i)
         try:
-            labels = _extract_labels(atoms, energy_key, forces_key, stress_key)
+            labels = extract_labels(atoms, energy_key, forces_key, stress_key)
             for name in labels:
                 found[name] = True
-            labels = _check_labels(atoms, labels)
-        except _Skip as why:
+            labels = check_labels(atoms, labels)
+        except InvalidLabel as why:
             report.skipped.append((source_index, str(why)))
             continue
         out = Atoms(
@@ -233,7 +227,7 @@ def read_structure(path: str | os.PathLike, index: int | str = -1, format: str |
         raise FileNotFoundError(f"structure file not found: {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty")
-    frames = _read_ase(path, format, index)
+    frames = read_ase_frames(path, format, index)
     if not frames:
         raise ValueError(f"{path}: no structures found")
     return frames[-1]
@@ -265,271 +259,3 @@ def read_structures(
 
     atoms_list = read_atoms(path, report=report, **read_options)
     return [atomic_data_from_atoms(a, cutoff=cutoff, dtype=dtype) for a in atoms_list]
-
-
-def split_indices(
-    n: int, n_train: int | None, n_val: int, seed: int = 0, n_test: int = 0
-) -> dict[str, list[int]]:
-    """A random split of ``range(n)`` into train/val (and test) index lists.
-
-    Args:
-        n: number of structures.
-        n_train: training structures; None takes all that remain after val and test.
-        n_val: validation structures.
-        seed: seed of the permutation (numpy ``default_rng``), so the split is reproducible.
-        n_test: test structures (0 when a separate test file is used).
-
-    Returns:
-        ``{"train": [...], "val": [...], "test": [...], "seed": seed}``; indices sorted within each part.
-    """
-    if n_val < 0 or n_test < 0 or (n_train is not None and n_train < 0):
-        raise ValueError(f"split sizes must be >= 0, got n_train={n_train}, n_val={n_val}, n_test={n_test}")
-    n_train = n - n_val - n_test if n_train is None else n_train
-    if n_train + n_val + n_test > n:
-        raise ValueError(
-            f"split asks for n_train={n_train} + n_val={n_val} + n_test={n_test} structures, but only {n} are available"
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    parts = np.split(order[: n_train + n_val + n_test], [n_train, n_train + n_val])
-    return {
-        "train": sorted(int(i) for i in parts[0]),
-        "val": sorted(int(i) for i in parts[1]),
-        "test": sorted(int(i) for i in parts[2]),
-        "seed": seed,
-    }
-
-
-def save_split(split: dict[str, Any], path: str | os.PathLike, **metadata: Any) -> None:
-    """Write a split (as from :func:`split_indices`) and optional metadata to a JSON file."""
-    Path(path).write_text(json.dumps({**metadata, **split}, indent=1))
-
-
-def load_split(path: str | os.PathLike, n: int | None = None) -> dict[str, list[int]]:
-    """Read an index file: JSON with "train"/"val" (and optionally "test") lists, or an npz with
-    arrays train/val/test (also sGDML-style idx_train/idx_valid/idx_test).
-
-    Args:
-        path: the file.
-        n: if given, indices must lie in ``range(n)``.
-
-    Raises:
-        ValueError: naming the problem (missing "train", out-of-range or overlapping indices).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"split file not found: {path}")
-    if path.suffix.lower() == ".npz":
-        with np.load(path) as d:
-            aliases = {"train": ("train", "idx_train"), "val": ("val", "idx_val", "idx_valid"), "test": ("test", "idx_test")}
-            raw = {part: d[next(a for a in names if a in d.files)].tolist()
-                   for part, names in aliases.items() if any(a in d.files for a in names)}
-    else:
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a JSON split file: {exc}") from exc
-    if "train" not in raw:
-        raise ValueError(f"{path}: split file has no 'train' indices")
-    split = {part: [int(i) for i in raw.get(part, [])] for part in ("train", "val", "test")}
-    seen: set[int] = set()
-    for part, idx in split.items():
-        if n is not None and any(i < 0 or i >= n for i in idx):
-            raise ValueError(f"{path}: '{part}' indices outside 0..{n - 1}")
-        if seen & set(idx):
-            raise ValueError(f"{path}: '{part}' indices overlap another part of the split")
-        seen |= set(idx)
-    return split
-
-
-# --------------------------------------------------------------------------------------- readers
-class _Skip(Exception):
-    """A structure is invalid and is left out (with its reason)."""
-
-
-def _read_ase(path: Path, format: str | None, index: Any) -> list[Atoms]:
-    import ase.io
-
-    if format == "db" or (format is None and path.suffix.lower() == ".db"):
-        return _read_db(path, index)
-    try:
-        result = ase.io.read(str(path), index=index, format=format)
-    except Exception as exc:  # noqa: BLE001 - any parser failure (empty, truncated, garbage) becomes one clear error
-        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-        raise ValueError(
-            f"{path}: cannot read as {format or 'an ase.io format'} (empty, truncated or not that format?): "
-            f"{type(exc).__name__}: {detail}"
-        ) from exc
-    return [result] if isinstance(result, Atoms) else list(result)
-
-
-def _read_db(path: Path, index: Any) -> list[Atoms]:
-    """ASE db rows as Atoms; key-value pairs go to ``info`` and per-atom data arrays to ``arrays``,
-    so explicit label keys (``REF_energy``) work as for extxyz."""
-    import ase.db
-
-    try:
-        with ase.db.connect(str(path)) as db:
-            rows = list(db.select())
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{path}: cannot read as an ASE db: {type(exc).__name__}: {exc}") from exc
-    selected = np.arange(len(rows))[index] if not isinstance(index, str) else _slice_from_string(index, len(rows))
-    frames = []
-    for i in np.atleast_1d(selected):
-        row = rows[int(i)]
-        atoms = row.toatoms()
-        atoms.info.update(row.key_value_pairs)
-        for key, value in (row.get("data") or {}).items():
-            value = np.asarray(value)
-            if value.ndim >= 1 and value.shape[0] == len(atoms) and key not in atoms.arrays:
-                atoms.arrays[key] = value
-            else:
-                atoms.info[key] = value
-        frames.append(atoms)
-    return frames
-
-
-def _read_npz(path: Path, npz_keys: dict[str, str], index: Any) -> list[Atoms]:
-    try:
-        data = np.load(path, allow_pickle=False)
-        files = set(data.files)
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{path}: cannot read as npz: {type(exc).__name__}: {exc}") from exc
-    unknown = set(npz_keys) - set(NPZ_KEY_CANDIDATES)
-    if unknown:
-        raise ValueError(f"npz_keys: unknown field(s) {sorted(unknown)}; known: {sorted(NPZ_KEY_CANDIDATES)}")
-
-    def find(name: str, required: bool) -> np.ndarray | None:
-        if name in npz_keys:
-            if npz_keys[name] not in files:
-                raise ValueError(f"{path}: npz_keys names {npz_keys[name]!r} for {name}, but the file has {sorted(files)}")
-            return data[npz_keys[name]]
-        for candidate in NPZ_KEY_CANDIDATES[name]:
-            if candidate in files:
-                return data[candidate]
-        if required:
-            raise ValueError(
-                f"{path}: no array for {name} (tried {list(NPZ_KEY_CANDIDATES[name])}); the file has "
-                f"{sorted(files)}: name it with npz_keys={{'{name}': ...}}"
-            )
-        return None
-
-    try:
-        positions = find("positions", True)
-        numbers = find("numbers", True)
-        energy, forces, cell = find("energy", False), find("forces", False), find("cell", False)
-    except ValueError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a truncated array inside the zip
-        raise ValueError(f"{path}: corrupt npz: {type(exc).__name__}: {exc}") from exc
-    if positions.ndim != 3 or positions.shape[2] != 3:
-        raise ValueError(f"{path}: positions must have shape [n_frames, n_atoms, 3], got {list(positions.shape)}")
-    n_frames, n_atoms = positions.shape[:2]
-    if numbers.ndim == 1:
-        numbers = np.broadcast_to(numbers, (n_frames, numbers.shape[0]))
-    if numbers.shape != (n_frames, n_atoms):
-        raise ValueError(f"{path}: numbers must have shape [{n_atoms}] or [{n_frames}, {n_atoms}], got {list(numbers.shape)}")
-    for name, arr in (("energy", energy), ("forces", forces)):
-        if arr is not None and arr.shape[0] != n_frames:
-            raise ValueError(f"{path}: {name} has {arr.shape[0]} frames but positions have {n_frames}")
-
-    selected = np.arange(n_frames)[index] if not isinstance(index, str) else _slice_from_string(index, n_frames)
-    frames = []
-    for i in np.atleast_1d(selected):
-        atoms = Atoms(numbers=numbers[i].astype(np.int64), positions=positions[i])
-        if cell is not None:
-            atoms.set_cell(cell[i] if cell.ndim == 3 else cell)
-            atoms.set_pbc(True)
-        results: dict[str, Any] = {}
-        if energy is not None:
-            results["energy"] = np.asarray(energy[i])
-        if forces is not None:
-            results["forces"] = np.asarray(forces[i])
-        atoms.info["source_index"] = int(i)
-        atoms.info["_npz_labels"] = results
-        frames.append(atoms)
-    return frames
-
-
-def _slice_from_string(index: str, n: int) -> np.ndarray:
-    if index == ":":
-        return np.arange(n)
-    parts = [int(p) if p else None for p in index.split(":")]
-    if len(parts) == 1:
-        return np.arange(n)[parts[0] : parts[0] + 1 if parts[0] != -1 else None]
-    return np.arange(n)[slice(*parts)]
-
-
-def _extract_labels(atoms: Atoms, energy_key: str | None, forces_key: str | None, stress_key: str | None) -> dict[str, Any]:
-    """Raw labels (file units) from npz arrays, named info/arrays keys or the calculator."""
-    if "_npz_labels" in atoms.info:
-        return atoms.info.pop("_npz_labels")
-    results = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
-    labels: dict[str, Any] = {}
-    for name, key, store in (
-        ("energy", energy_key, atoms.info),
-        ("forces", forces_key, atoms.arrays),
-        ("stress", stress_key, atoms.info),
-    ):
-        value = None
-        if key is not None:
-            value = store.get(key, atoms.info.get(key) if name == "forces" else None)
-            if value is None:
-                value = results.get(key)
-        else:
-            value = results.get(name)
-            if value is None and name == "energy":
-                value = results.get("free_energy")
-            if value is None:
-                value = store.get(name)
-        if value is not None:
-            labels[name] = value
-    return labels
-
-
-def _check_labels(atoms: Atoms, labels: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Shapes and finiteness of the labels; raises _Skip with the reason."""
-    n = len(atoms)
-    out: dict[str, np.ndarray] = {}
-    if "energy" in labels:
-        try:
-            e = np.asarray(labels["energy"], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise _Skip(f"energy is not a number ({exc})") from None
-        if e.size != 1:
-            raise _Skip(f"energy must be one number, got shape {list(e.shape)}")
-        if not np.isfinite(e).all():
-            raise _Skip("energy is NaN or inf")
-        out["energy"] = e.reshape(())
-    if "forces" in labels:
-        try:
-            f = np.asarray(labels["forces"], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise _Skip(f"forces are not numbers ({exc})") from None
-        if f.shape != (n, 3):
-            raise _Skip(f"forces must have shape [{n}, 3], got {list(f.shape)}")
-        if not np.isfinite(f).all():
-            raise _Skip("forces contain NaN or inf")
-        out["forces"] = f
-    if "stress" in labels:
-        try:
-            s = np.asarray(labels["stress"], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise _Skip(f"stress is not numbers ({exc})") from None
-        if s.shape == (6,):
-            from ase.stress import voigt_6_to_full_3x3_stress
-
-            s = voigt_6_to_full_3x3_stress(s)
-        elif s.shape == (9,):
-            s = s.reshape(3, 3)
-        if s.shape != (3, 3):
-            raise _Skip(f"stress must have shape [3, 3], [6] or [9], got {list(s.shape)}")
-        if not np.isfinite(s).all():
-            raise _Skip("stress contains NaN or inf")
-        out["stress"] = s
-    return out
-
-
-def label_names(structures: Sequence[dict[str, torch.Tensor]]) -> list[str]:
-    """Label keys (energy, forces, stress) present in at least one structure, in that order."""
-    present = set().union(*(s.keys() for s in structures)) if structures else set()
-    return [k for k in (K.ENERGY, K.FORCES, K.STRESS) if k in present]

@@ -25,6 +25,8 @@ BATCH = "batch"
 ATOMIC_ENERGY = "atomic_energy"
 #: [n_atoms, 3] float, eV/Å. Forces, -dE/dR.
 FORCES = "forces"
+#: [n_atoms, 3] float, eV/Å. Spread of a committee's forces: standard deviation across members (1/K).
+FORCES_STD = "forces_std"
 #: [n_atoms, 3] float, amu·Å/(ASE time unit). Momenta (MD only).
 MOMENTA = "momenta"
 #: [n_atoms] float, amu. Masses (MD only).
@@ -45,14 +47,26 @@ PBC = "pbc"
 ENERGY = "energy"
 #: [n_systems, 3, 3] float, eV/Å³. Stress, ASE sign convention: (1/V) dE/dε.
 STRESS = "stress"
+#: [n_systems] float, eV. Spread of a committee's energy: standard deviation across members (1/K).
+ENERGY_STD = "energy_std"
 #: [n_systems] int64. Number of atoms in each system (collation bookkeeping).
 N_ATOMS = "n_atoms"
 
+# Excited states (several adiabatic surfaces; mlpot.data.multistate reads them, mlpot.nonadiabatic predicts them).
+#: [n_systems, n_states] float, eV. Adiabatic energies of the lowest n_states states, ascending.
+STATE_ENERGIES = "state_energies"
+#: [n_atoms, n_states, 3] float, eV/Å. Forces of each adiabatic state, −∂E_k/∂R.
+STATE_FORCES = "state_forces"
+#: [n_atoms, n_pairs, 3] float, 1/Å. Derivative couplings d_kl = ⟨k|∇l⟩, pairs k < l in state_pairs order.
+NONADIABATIC_COUPLINGS = "nonadiabatic_couplings"
+#: [n_systems, n_states, n_states] float, eV. The diabatic Hamiltonian matrix (model output).
+DIABATIC_MATRIX = "diabatic_matrix"
+
 #: Keys whose first dimension runs over atoms.
-ATOM_KEYS = frozenset({POSITIONS, NUMBERS, BATCH, ATOMIC_ENERGY, FORCES, MOMENTA, MASSES})
+ATOM_KEYS = frozenset({POSITIONS, NUMBERS, BATCH, ATOMIC_ENERGY, FORCES, FORCES_STD, MOMENTA, MASSES})
 #: Keys whose first dimension runs over edges (EDGE_INDEX runs over its second dimension).
 EDGE_KEYS = frozenset({EDGE_INDEX, EDGE_SHIFT})
 #: Keys whose first dimension runs over systems.
-SYSTEM_KEYS = frozenset({CELL, PBC, ENERGY, STRESS, N_ATOMS})
+SYSTEM_KEYS = frozenset({CELL, PBC, ENERGY, ENERGY_STD, STRESS, N_ATOMS})
 #: Label keys a dataset may provide for training (any subset, per structure).
 LABEL_KEYS = frozenset({ENERGY, FORCES, STRESS})

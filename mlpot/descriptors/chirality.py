@@ -73,6 +73,22 @@ def pseudoscalars(vectors: Tensor, columns: Tensor | None = None) -> Tensor:
     return (a * torch.linalg.cross(b, c, dim=-1)).sum(dim=-1)
 
 
+def pseudoscalars_backward(
+    g_pseudoscalars: Tensor, vectors: Tensor, triple_tensor_index: Tensor, triple_tensor_sign: Tensor
+) -> Tensor:
+    """∂E/∂U [n_atoms, K, 3] from ∂E/∂χ ``g_pseudoscalars`` [n_atoms, K(K−1)(K−2)/6], through
+    :func:`pseudoscalars` at ``vectors`` U [n_atoms, K, 3].
+
+    Σ_{a<b<c} g_abc U_a·(U_b × U_c) = (1/6) Σ_abc G_abc ε U_a U_b U_c with G the antisymmetric
+    extension of g (:func:`antisymmetric_triples`, a gather): ∂/∂U_a = ½ Σ_bc G_abc (U_b × U_c).
+    """
+    n_atoms, n_channels = vectors.shape[:2]
+    g_padded = torch.cat((g_pseudoscalars, g_pseudoscalars.new_zeros(n_atoms, 1)), dim=1)
+    g_triples = g_padded.index_select(1, triple_tensor_index) * triple_tensor_sign  # [N, K³]
+    crosses = torch.linalg.cross(vectors[:, :, None, :], vectors[:, None, :, :], dim=-1)
+    return 0.5 * torch.bmm(g_triples.view(n_atoms, n_channels, n_channels * n_channels), crosses.view(n_atoms, -1, 3))
+
+
 def triple_product_reference(edge_vectors: Tensor, weights: Tensor, centre: Tensor, n_atoms: int) -> Tensor:
     """Literal O(n³) sum Σ_{j,k,l} w_a(r_ij) w_b(r_ik) w_c(r_il) r̂_ij·(r̂_ik × r̂_il); tests only.
 

@@ -19,8 +19,8 @@ Speed:
 
 * e3nn evaluates Y_lm with dozens of small tensor operations, which dominates the cost of a
   small molecule. Y_lm(r) is a homogeneous polynomial of degree l, so it is an exact linear map
-  of the degree-l monomials x^a y^b z^c of r (:func:`monomials`). :func:`harmonics_coefficients` fits that map once against
-  e3nn itself (so e3nn stays the definition), and :func:`spherical_harmonics` applies it in a
+  of the degree-l monomials x^a y^b z^c of r (:func:`monomials`). :func:`harmonics_coefficients`
+  fits that map once against e3nn itself (so e3nn stays the definition), and :func:`spherical_harmonics` applies it in a
   handful of operations. A test pins the two to round-off.
 * The density is a sum of outer products B_n(r_ij) ⊗ Y_lm(r̂_ij) over the neighbours j of
   each atom. Written per edge, that outer product is the largest tensor of the model
@@ -51,7 +51,8 @@ def monomials(vectors: Tensor, l_max: int) -> Tensor:
     degrees = [vectors]
     for l in range(2, l_max + 1):
         lower = degrees[-1]
-        degrees.append(torch.cat((vectors[:, :1] * lower, vectors[:, 1:2] * lower[:, -l:], vectors[:, 2:] * lower[:, -1:]), dim=1))
+        x, y, z = vectors[:, :1], vectors[:, 1:2], vectors[:, 2:]
+        degrees.append(torch.cat((x * lower, y * lower[:, -l:], z * lower[:, -1:]), dim=1))
     return torch.cat(degrees, dim=1)
 
 
@@ -123,6 +124,19 @@ def spherical_harmonics(vectors: Tensor, coefficients: Tensor, l_max: int) -> Te
     return torch.addmm(coefficients[0], monomials(vectors, l_max), coefficients[1:])
 
 
+def spherical_harmonics_backward(g_harmonics: Tensor, monomial_values: Tensor, derivative: Tensor) -> Tensor:
+    """∂E/∂r̂ [E, 3] from ∂E/∂Y ``g_harmonics`` [E, (l_max+1)²], through :func:`spherical_harmonics`
+    at unit vectors r̂ (treated as free: the caller projects onto the sphere).
+
+    ∂Y/∂r̂_d is a fixed map of the monomials of lower degree (constant first): ``derivative``
+    [3, Q, (l_max+1)²] is :func:`harmonics_derivative_coefficients`, ``monomial_values`` the
+    [E, n_monomials] :func:`monomials` of the forward pass.
+    """
+    n_components, n_lower = g_harmonics.shape[1], derivative.shape[1]
+    g_monomial = (g_harmonics @ derivative.permute(2, 0, 1).reshape(n_components, -1)).view(-1, 3, n_lower)
+    return torch.baddbmm(g_monomial[:, :, :1], g_monomial[:, :, 1:], monomial_values[:, : n_lower - 1, None])[:, :, 0]
+
+
 def neighbour_slots(centre: Tensor, n_atoms: int) -> tuple[Tensor, int]:
     """Place every edge in a per-atom table of neighbour slots (or any items in rows by group).
 
@@ -148,36 +162,73 @@ def neighbour_slots(centre: Tensor, n_atoms: int) -> tuple[Tensor, int]:
     return centre * width + (rank - first_edge.index_select(0, centre)), width
 
 
-def neighbour_density(
-    harmonics: Tensor, basis: Tensor, centre: Tensor, neighbour_species: Tensor | None, n_atoms: int, n_species: int
-) -> Tensor:
+def neighbour_tables(
+    centre: Tensor, neighbour_species: Tensor | None, n_atoms: int, n_species: int
+) -> tuple[Tensor, Tensor, int]:
+    """Slots of every edge in the padded neighbour tables of :func:`density_from_tables`.
+
+    Args:
+        centre: [E] int64 index i of each edge.
+        neighbour_species: [E] int64 species index of j (None when n_species is 1).
+
+    Returns:
+        slot [E] (harmonics table, row i·width + rank), slot_b [E] (species-resolved basis
+        table, slot·n_species + species of j) and width.
+    """
+    slot, width = neighbour_slots(centre, n_atoms)
+    slot_b = slot * n_species + neighbour_species if n_species > 1 else slot
+    return slot, slot_b, width
+
+
+def density_from_tables(
+    harmonics: Tensor, basis: Tensor, tables: tuple[Tensor, Tensor, int], n_atoms: int, n_species: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Species-resolved density of every atom: Σ_{j of species z} B_n(r_ij) Y_lm(r̂_ij).
 
     The learnable radial channels are linear in these (:func:`mix_channels`), so they are
     applied per atom afterwards rather than per edge. The sum over neighbours is a matrix
     product per atom, Yᵀ[lm, slot] · B[slot, (z, n)], over a padded table of neighbour slots
-    (:func:`neighbour_slots`) where each edge's basis sits in the block of its neighbour's
+    (:func:`neighbour_tables`) where each edge's basis sits in the block of its neighbour's
     species and empty slots are zero.
 
     Args:
         harmonics: [E, (l_max+1)²] Y_lm(r̂_ij).
         basis: [E, n_radial] B_n(r_ij).
-        centre: [E] int64 index i of each edge.
-        neighbour_species: [E] int64 species index of j (unused when n_species is 1).
-        n_atoms: number of atoms.
-        n_species: number of species.
+        tables: :func:`neighbour_tables` of the edges.
+        n_atoms: number of atoms. n_species: number of species.
 
     Returns:
-        [n_atoms, (l_max+1)², n_species · n_radial].
+        density [n_atoms, (l_max+1)², n_species · n_radial], and the two tables
+        [n_atoms, width, (l_max+1)²], [n_atoms, width, n_species · n_radial] for :func:`density_backward`.
     """
-    slot, width = neighbour_slots(centre, n_atoms)
+    slot, slot_b, width = tables
     n_components, n_radial = harmonics.shape[1], basis.shape[1]
     table_y = harmonics.new_zeros(n_atoms * width, n_components).index_copy(0, slot, harmonics)
-    if n_species > 1:
-        slot = slot * n_species + neighbour_species
-    table_b = basis.new_zeros(n_atoms * width * n_species, n_radial).index_copy(0, slot, basis)
+    table_b = basis.new_zeros(n_atoms * width * n_species, n_radial).index_copy(0, slot_b, basis)
     table_y = table_y.view(n_atoms, width, n_components)
-    return torch.bmm(table_y.transpose(1, 2), table_b.view(n_atoms, width, n_species * n_radial))
+    table_b = table_b.view(n_atoms, width, n_species * n_radial)
+    return torch.bmm(table_y.transpose(1, 2), table_b), table_y, table_b
+
+
+def density_backward(
+    g_density: Tensor, table_y: Tensor, table_b: Tensor, tables: tuple[Tensor, Tensor, int], n_species: int
+) -> tuple[Tensor, Tensor]:
+    """∂E/∂Y [E, (l_max+1)²] and ∂E/∂B [E, n_radial] from ∂E/∂density [N, (l_max+1)², n_species·n_radial],
+    through density = Yᵀ B per atom (:func:`density_from_tables`), then from the slots to the edges."""
+    slot, slot_b, _ = tables
+    n_components, n_inputs = table_y.shape[2], table_b.shape[2]
+    g_harmonics = torch.bmm(table_b, g_density.transpose(1, 2)).view(-1, n_components).index_select(0, slot)
+    g_basis = torch.bmm(table_y, g_density).view(-1, n_inputs // n_species).index_select(0, slot_b)
+    return g_harmonics, g_basis
+
+
+def neighbour_density(
+    harmonics: Tensor, basis: Tensor, centre: Tensor, neighbour_species: Tensor | None, n_atoms: int, n_species: int
+) -> Tensor:
+    """:func:`density_from_tables` from the edges' centres and neighbour species:
+    [n_atoms, (l_max+1)², n_species · n_radial]."""
+    tables = neighbour_tables(centre, neighbour_species, n_atoms, n_species)
+    return density_from_tables(harmonics, basis, tables, n_atoms, n_species)[0]
 
 
 def neighbour_density_reference(
@@ -234,7 +285,8 @@ def mix_channels_backward(
     n_atoms, n_channels, n_components = g_channels_t.shape
     n_orders, _, n_inputs = weights.shape[-3:]
     g_every = g_channels_t.new_zeros(n_atoms, n_components * n_orders, n_channels)
-    g_every = g_every.index_copy(1, index, g_channels_t.transpose(1, 2)).view(n_atoms, n_components, n_orders * n_channels)
+    g_every = g_every.index_copy(1, index, g_channels_t.transpose(1, 2))
+    g_every = g_every.view(n_atoms, n_components, n_orders * n_channels)
     if weights.dim() == 4:
         g_every = (g_every[:, :, None, :] * centre_onehot[:, None, :, None]).reshape(n_atoms, n_components, -1)
     return g_every @ weights.reshape(-1, n_inputs)
@@ -247,7 +299,7 @@ def symmetric_pairs(n_channels: int) -> tuple[Tensor, Tensor]:
     upper = torch.triu_indices(n_channels, n_channels)
     column = {(int(a), int(b)): i for i, (a, b) in enumerate(upper.T)}
     index = torch.tensor([column[min(a, b), max(a, b)] for a in range(n_channels) for b in range(n_channels)])
-    factor = torch.tensor([2.0 if a == b else 1.0 for a in range(n_channels) for b in range(n_channels)], dtype=torch.float64)
+    factor = torch.tensor([2.0 if a == b else 1.0 for a in range(n_channels) for b in range(n_channels)]).double()
     return index, factor
 
 
@@ -269,6 +321,26 @@ def power_spectrum(channels: Tensor, order_weights: Tensor, pair_index: Tensor) 
     products = both[:, :n_pairs] * both[:, n_pairs:]
     spectrum = (products @ order_weights).reshape(n_atoms, -1)
     return torch.cat((channels[:, 0, :], spectrum), dim=1)
+
+
+def power_spectrum_backward(
+    g_scalars: Tensor, channels_t: Tensor, order_weights: Tensor, pair_matrix_index: Tensor, pair_matrix_factor: Tensor
+) -> Tensor:
+    """∂E/∂c [N, K, (l_max+1)²] (transposed layout) from ∂E/∂(c_k00, p_kk'l) ``g_scalars``
+    [N, K + (l_max+1)·K(K+1)/2], through :func:`power_spectrum`.
+
+    ∂/∂c_klm of Σ_{k≤k'} g_{kk'l} Σ_m w_l c_klm c_k'lm is Σ_k' H_{kk'l} w_l c_k'lm, with H the
+    symmetric extension of g (doubled on the diagonal), formed by a gather (:func:`symmetric_pairs`)
+    so that the chain rule is dense products, with no scatter-add (which compiles badly).
+    """
+    n_atoms, n_channels, n_components = channels_t.shape
+    n_orders = order_weights.shape[1]
+    g_spectrum = g_scalars[:, n_channels:].reshape(n_atoms, -1, n_orders)
+    g_pairs = g_spectrum.index_select(1, pair_matrix_index) * pair_matrix_factor[:, None]  # [N, K², l_max+1]
+    g_pairs = (g_pairs @ order_weights.T).view(n_atoms, n_channels, n_channels, n_components)
+    g_channels_t = (g_pairs * channels_t[:, None]).sum(2)
+    # c_k00 is itself a scalar: its gradient adds directly.
+    return torch.cat((g_channels_t[:, :, :1] + g_scalars[:, :n_channels, None], g_channels_t[:, :, 1:]), dim=2)
 
 
 def coupling_paths(l_max: int) -> list[tuple[int, int, int]]:
@@ -368,5 +440,5 @@ def bispectrum_backward(g_b: Tensor, factors: Tensor, selection: Tensor, weights
     n_atoms, n_channels = factors.shape[:2]
     g_monomials = g_b.view(n_atoms, n_channels, -1) @ weights.T  # [N, K, T]
     first, second, third = factors.chunk(3, dim=2)
-    g_factors = torch.cat((g_monomials * second * third, g_monomials * first * third, g_monomials * first * second), dim=2)
+    g_factors = g_monomials.repeat(1, 1, 3) * torch.cat((second * third, first * third, first * second), dim=2)
     return (g_factors.view(n_atoms * n_channels, -1) @ selection.T).view(n_atoms, n_channels, -1)

@@ -34,7 +34,27 @@ class BesselBasis(nn.Module):
 
     def forward(self, distance: Tensor) -> Tensor:
         """[E] distances, Å → [E, n_radial] basis values, 1/Å."""
+        return self.evaluate(distance)[0]
+
+    def evaluate(self, distance: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Basis values [E, n_radial] (1/Å), plus what :meth:`backward` needs."""
         # The factor sqrt(2/r_c) f(r)/r is common to all n: computed once per edge, not per function.
         # sin(kr)/r is smooth at r → 0 but atoms never coincide here; clamp only guards 0/0.
-        common = smooth_cutoff(distance, self.cutoff) * (math.sqrt(2.0 / self.cutoff)) / distance.clamp(min=1e-9)
-        return torch.sin(distance[:, None] * self.frequencies) * common[:, None]
+        kr = distance[:, None] * self.frequencies
+        sin_kr = torch.sin(kr)
+        x = (distance / self.cutoff).clamp(max=1.0)
+        envelope = 1.0 + x.pow(3) * (-10.0 + x * (15.0 - 6.0 * x))  # smooth_cutoff, keeping x
+        inverse_r = 1.0 / distance.clamp(min=1e-9)
+        common = envelope * math.sqrt(2.0 / self.cutoff) * inverse_r
+        return sin_kr * common[:, None], (kr, sin_kr, x, inverse_r, common)
+
+    def backward(self, g_basis: Tensor, saved: tuple[Tensor, ...]) -> Tensor:
+        """∂E/∂r [E] from ∂E/∂B_n [E, n_radial], through :meth:`evaluate` (``saved`` its second output).
+
+        ∂B_n/∂r = k_n cos(k_n r) c(r) + sin(k_n r) c'(r), with c = s f(r)/r, s = sqrt(2/r_c), and
+        f'(r) = −30 x² (1 − x)² / r_c (zero beyond the cutoff, where x is clamped to 1).
+        """
+        kr, sin_kr, x, inverse_r, common = saved
+        envelope_slope = (-30.0 / self.cutoff) * (x * (1.0 - x)).square() * math.sqrt(2.0 / self.cutoff)
+        common_slope = (envelope_slope - common) * inverse_r
+        return common * ((g_basis * torch.cos(kr)) @ self.frequencies) + common_slope * (g_basis * sin_kr).sum(1)

@@ -29,6 +29,10 @@ one neighbour list for all of them. Each system keeps its own energy, temperatur
 column. Replicas of one structure with ``seed`` set draw different initial momenta and noise
 (one generator, consumed in order), so they are independent samples.
 
+Integrators are pure step functions ``step(state, force_fn, params) -> state`` over one
+kick–drift–kick (:mod:`mlpot.dynamics.integrators`); a new scheme registers itself with
+:func:`register_integrator` and is then an ``ensemble`` like the built-in ones.
+
 For finer control, :class:`Simulation` exposes the state (:class:`MDState`), ``run(steps)``
 repeatedly (e.g. equilibration then production with different reporters), ``observables()``
 and checkpoints (``save_checkpoint``/``Simulation.from_checkpoint``).
@@ -49,9 +53,14 @@ from mlpot.dynamics.integrators import (
     LangevinBAOAB,
     MDState,
     VelocityVerlet,
+    bussi,
+    kick_drift_kick,
     kinetic_energy,
+    langevin_baoab,
     make_integrator,
+    register_integrator,
     temperature,
+    velocity_verlet,
 )
 from mlpot.dynamics.momenta import degrees_of_freedom, maxwell_boltzmann_momenta
 from mlpot.dynamics.reporters import (
@@ -77,6 +86,11 @@ __all__ = [
     "StochasticCellRescaling",
     "NPTRecorder",
     "make_integrator",
+    "register_integrator",
+    "kick_drift_kick",
+    "velocity_verlet",
+    "langevin_baoab",
+    "bussi",
     "ENSEMBLES",
     "kinetic_energy",
     "temperature",

@@ -19,11 +19,12 @@ excluded) moves with the pressure tensor P_int,ab = Σ p_a p_b/(mV) − σ_ab, e
 the isotropic equation (so the trace reproduces it) and each off-diagonal one with the same mobility and noise;
 x ← x μᵀ, cell rows ← rows μᵀ, p ← p μ⁻¹ with μ = exp(dε).
 
-Composition. :class:`StochasticCellRescaling` wraps the Langevin (BAOAB) or Bussi integrator and applies the
-cell step right before each force evaluation, using the stress of the previous evaluation (a lag of one step,
-an O(dt/τ_p) effect). The stress comes from :class:`CellForces`, which serves any ASE calculator
-(``atoms.get_stress``) or mlpot potential (its own stress), with a neighbour list reused while the atoms' motion
-and the cell's strain stay inside its skin.
+Composition. :func:`cell_rescaling_step` is the Langevin (BAOAB) or Bussi step whose force function first takes
+the cell step (:func:`rescale_cell`), right before each force evaluation, using the stress of the previous
+evaluation (a lag of one step, an O(dt/τ_p) effect). The stress comes from :class:`CellForces`, which serves any
+ASE calculator (``atoms.get_stress``) or mlpot potential (its own stress), with a neighbour list reused while the
+atoms' motion and the cell's strain stay inside its skin; :meth:`StochasticCellRescaling.force_provider` hands it
+to the engine, which needs no NPT code of its own.
 
 Reported ``conserved``: K + U + P₀V − (thermostat work). The barostat's own work is not tracked, so under NPT
 this is a diagnostic, not a conserved quantity.
@@ -32,17 +33,29 @@ this is a diagnostic, not a conserved quantity.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
 from ase import units as _ase
 from torch import Tensor
 
-from mlpot.dynamics.forces import ASECalculatorForces, ForceProvider
-from mlpot.dynamics.integrators import Integrator, MDState, kinetic_energy, make_integrator
+from mlpot.dynamics.forces import ASECalculatorForces, ForceProvider, wrap_in_place
+from mlpot.dynamics.integrators import Integrator, VerletParams, make_integrator, register_integrator
+from mlpot.dynamics.state import MDState, kinetic_energy, per_system
+from mlpot.neighbors import neighbor_list
 from mlpot.units import KB_EV_PER_K
 
-__all__ = ["CellForces", "NPTRecorder", "StochasticCellRescaling", "volumes"]
+__all__ = [
+    "CellForces",
+    "CellRescalingParams",
+    "NPTRecorder",
+    "StochasticCellRescaling",
+    "cell_rescaling_step",
+    "rescale_cell",
+    "volumes",
+]
 
 #: Defaults: barostat relaxation time, fs, and compressibility guess, 1/GPa (about a metal's, 1/(100 GPa)).
 DEFAULT_BAROSTAT_TIME_FS = 500.0
@@ -90,7 +103,9 @@ class StochasticCellRescaling(Integrator):
         self.thermostat = make_integrator(thermostat, timestep_fs, temperature_K, friction_per_fs)
         self.conserves_momentum = self.thermostat.conserves_momentum
         barostat_time_fs = DEFAULT_BAROSTAT_TIME_FS if barostat_time_fs is None else float(barostat_time_fs)
-        compressibility = DEFAULT_COMPRESSIBILITY_PER_GPA if compressibility_per_GPa is None else float(compressibility_per_GPa)
+        compressibility = (
+            DEFAULT_COMPRESSIBILITY_PER_GPA if compressibility_per_GPa is None else float(compressibility_per_GPa)
+        )
         pressure_GPa = float(pressure_GPa)
         for name, value in (("barostat_time_fs", barostat_time_fs), ("compressibility_per_GPa", compressibility)):
             if not (math.isfinite(value) and value > 0):
@@ -112,51 +127,32 @@ class StochasticCellRescaling(Integrator):
         self._mobility = (compressibility / _ase.GPa) / (barostat_time_fs * _ase.fs)
         self.provider: CellForces | None = None
 
-    def prepare(self, state: MDState) -> None:
-        super().prepare(state)
-        self.thermostat.prepare(state)
+    def prepare(self, state: MDState, generator: torch.Generator | None = None) -> "CellRescalingParams":
         if not bool(state.pbc.all()):
             raise ValueError("NPT needs systems periodic along all three axes")
+        self.params = CellRescalingParams(
+            thermostat_step=self.thermostat.step_function,
+            thermostat=self.thermostat.prepare(state, generator),
+            provider=self.provider,
+            dt=self.dt,
+            kT=self.kT,
+            pressure=self.pressure,
+            mobility=self._mobility,
+            anisotropic=self.anisotropic,
+            generator=generator,
+        )
+        return self.params
+
+    def force_provider(self, potential, state: MDState, systems, skin: float) -> "CellForces":
+        """Forces with the stress, from a neighbour list that follows the cell (kept for the cell steps)."""
+        self.provider = CellForces(potential, state, systems, skin=skin)
+        return self.provider
 
     def attach(self, provider: "CellForces") -> None:
         """Use ``provider``'s stress (it must be the force provider of the same simulation)."""
         self.provider = provider
-
-    def step(self, state: MDState, compute_forces, generator: torch.Generator | None = None) -> None:
-        def rescale_then_forces(s: MDState) -> None:
-            self.rescale(s, generator)
-            compute_forces(s)
-
-        self.thermostat.step(state, rescale_then_forces, generator)
-
-    def rescale(self, state: MDState, generator: torch.Generator | None) -> None:
-        """One cell step of length dt: scale positions, cell and momenta of every system."""
-        if self.provider is None or self.provider.stress is None:
-            raise RuntimeError("StochasticCellRescaling needs the stress of a CellForces provider (attach it)")
-        stress = self.provider.stress.to(state.positions.dtype)  # [S, 3, 3] eV/Å³
-        volume = volumes(state.cell)
-        dt, kT, mobility = self.dt, self.kT, self._mobility
-        n_systems = state.n_systems
-        if not self.anisotropic:
-            pressure = 2.0 * kinetic_energy(state) / (3.0 * volume) - torch.diagonal(stress, dim1=1, dim2=2).sum(-1) / 3.0
-            noise = torch.randn(n_systems, dtype=volume.dtype, device=volume.device, generator=generator)
-            d_eps = -mobility * (self.pressure - pressure) * dt + torch.sqrt(2.0 * kT * mobility * dt / volume) * noise
-            mu = torch.exp(d_eps / 3.0)[:, None, None] * torch.eye(3, dtype=volume.dtype, device=volume.device)
-        else:
-            p = state.momenta
-            outer = (p[:, :, None] * p[:, None, :]) / state.masses[:, None, None]
-            kinetic_tensor = torch.zeros(n_systems, 3, 3, dtype=p.dtype, device=p.device).index_add_(0, state.batch, outer)
-            pressure = kinetic_tensor / volume[:, None, None] - stress
-            eye = torch.eye(3, dtype=p.dtype, device=p.device)
-            drift = -(mobility / 3.0) * (self.pressure * eye - pressure - (kT / volume)[:, None, None] * eye) * dt
-            noise = torch.randn(n_systems, 3, 3, dtype=p.dtype, device=p.device, generator=generator)
-            d_eps = torch.triu(drift + torch.sqrt(2.0 * kT * mobility * dt / (3.0 * volume))[:, None, None] * noise)
-            mu = torch.linalg.matrix_exp(d_eps)
-        mu_t = mu.transpose(1, 2)
-        per_atom = mu_t[state.batch]  # [n, 3, 3]
-        state.positions.copy_(torch.einsum("ni,nij->nj", state.positions, per_atom))
-        state.cell.copy_(torch.bmm(state.cell, mu_t))
-        state.momenta.copy_(torch.einsum("ni,nij->nj", state.momenta, torch.linalg.inv(mu)[state.batch]))
+        if self.params is not None:
+            self.params = replace(self.params, provider=provider)
 
     def conserved(self, state: MDState, kinetic: Tensor | None = None) -> Tensor:
         """K + U + P₀V − thermostat work, per system (a diagnostic: the barostat's work is not tracked)."""
@@ -176,6 +172,75 @@ class StochasticCellRescaling(Integrator):
             "thermostat": self.thermostat_name,
             "anisotropic": self.anisotropic,
         }
+
+
+@dataclass(frozen=True)
+class CellRescalingParams:
+    """NPT: the thermostat's step and parameters, the stress source and the barostat's constants.
+
+    Attributes:
+        thermostat_step, thermostat: the Langevin or Bussi step function and its parameters.
+        provider: the :class:`CellForces` whose last stress [S, 3, 3] (eV/Å³) drives the cell.
+        dt: time step, ASE time. kT: eV. pressure: P₀, eV/Å³. mobility: β_T/τ_p, Å³/(eV · ASE time).
+        anisotropic: move the upper-triangular cell instead of the volume only.
+        generator: the noise source.
+    """
+
+    thermostat_step: Callable
+    thermostat: VerletParams
+    provider: "CellForces | None"
+    dt: float
+    kT: float
+    pressure: float
+    mobility: float
+    anisotropic: bool
+    generator: torch.Generator | None
+
+
+def cell_rescaling_step(state: MDState, force_fn, params: CellRescalingParams) -> MDState:
+    """The thermostat's step, with the cell step taken right before its force evaluation."""
+
+    def rescale_then_forces(s: MDState) -> MDState:
+        return force_fn(rescale_cell(s, params))
+
+    return params.thermostat_step(state, rescale_then_forces, params.thermostat)
+
+
+StochasticCellRescaling.step_function = staticmethod(cell_rescaling_step)
+
+
+def rescale_cell(state: MDState, params: CellRescalingParams) -> MDState:
+    """One cell step of length dt: new positions, cell and momenta of every system (``state`` untouched)."""
+    provider = params.provider
+    if provider is None or provider.stress is None:
+        raise RuntimeError("stochastic cell rescaling needs the stress of a CellForces provider (force_provider)")
+    stress = provider.stress.to(state.positions.dtype)  # [S, 3, 3] eV/Å³
+    volume = volumes(state.cell)
+    dt, kT, mobility = params.dt, params.kT, params.mobility
+    n_systems = state.n_systems
+    generator = params.generator
+    if not params.anisotropic:
+        pressure = 2.0 * kinetic_energy(state) / (3.0 * volume) - torch.diagonal(stress, dim1=1, dim2=2).sum(-1) / 3.0
+        noise = torch.randn(n_systems, dtype=volume.dtype, device=volume.device, generator=generator)
+        d_eps = -mobility * (params.pressure - pressure) * dt + torch.sqrt(2.0 * kT * mobility * dt / volume) * noise
+        mu = torch.exp(d_eps / 3.0)[:, None, None] * torch.eye(3, dtype=volume.dtype, device=volume.device)
+    else:
+        p = state.momenta
+        outer = (p[:, :, None] * p[:, None, :]) / state.masses[:, None, None]
+        kinetic_tensor = per_system(outer, state.batch, n_systems)
+        pressure = kinetic_tensor / volume[:, None, None] - stress
+        eye = torch.eye(3, dtype=p.dtype, device=p.device)
+        drift = -(mobility / 3.0) * (params.pressure * eye - pressure - (kT / volume)[:, None, None] * eye) * dt
+        noise = torch.randn(n_systems, 3, 3, dtype=p.dtype, device=p.device, generator=generator)
+        d_eps = torch.triu(drift + torch.sqrt(2.0 * kT * mobility * dt / (3.0 * volume))[:, None, None] * noise)
+        mu = torch.linalg.matrix_exp(d_eps)
+    mu_t = mu.transpose(1, 2)
+    per_atom = mu_t[state.batch]  # [n, 3, 3]
+    return state.evolve(
+        positions=torch.einsum("ni,nij->nj", state.positions, per_atom),
+        cell=torch.bmm(state.cell, mu_t),
+        momenta=torch.einsum("ni,nij->nj", state.momenta, torch.linalg.inv(mu)[state.batch]),
+    )
 
 
 #: The integrator options of :class:`StochasticCellRescaling` beyond those every thermostat takes.
@@ -227,19 +292,19 @@ class CellForces(ForceProvider):
         self.reference_cell = data.get("reference_cell")
         self.edge_index, self.edge_shift = data.get("edge_index"), data.get("edge_shift")
 
-    def __call__(self, state: MDState) -> None:
-        if self.ase is not None:
-            self._ase_call(state)
-        else:
-            self._torch_call(state)
+    def __call__(self, state: MDState) -> dict[str, Tensor]:
+        out = self._ase_call(state) if self.ase is not None else self._torch_call(state)
+        self.stress = out["stress"]
+        return out
 
-    def _ase_call(self, state: MDState) -> None:
+    def _ase_call(self, state: MDState) -> dict[str, Tensor]:
         cells = state.cell.detach().cpu().numpy()
         for k, atoms in enumerate(self.ase.systems):
             atoms.set_cell(cells[k], scale_atoms=False)
-        self.ase(state)
+        out = self.ase(state)
         stresses = [atoms.get_stress(voigt=False, include_ideal_gas=False) for atoms in self.ase.systems]
-        self.stress = torch.as_tensor(np.stack(stresses), dtype=state.positions.dtype, device=state.positions.device)
+        out["stress"] = torch.as_tensor(np.stack(stresses), dtype=state.positions.dtype, device=state.positions.device)
+        return out
 
     def _needs_rebuild(self, state: MDState) -> bool:
         """Whether the list built at the reference cell h₀ may miss a pair now.
@@ -256,14 +321,12 @@ class CellForces(ForceProvider):
         smallest = torch.linalg.svdvals(torch.linalg.solve(self.reference_cell, state.cell)).min()
         return bool(self.cutoff / smallest + 2.0 * displacement >= self.cutoff + self.skin)
 
-    def _torch_call(self, state: MDState) -> None:
-        from mlpot.neighbors import neighbor_list
-
+    def _torch_call(self, state: MDState) -> dict[str, Tensor]:
         if self._needs_rebuild(state):
             # Wrap into the current cell (only here, so the list's shifts stay valid between rebuilds).
-            inverse = torch.linalg.inv(state.cell)[state.batch]
-            fractional = torch.einsum("ni,nik->nk", state.positions, inverse)
-            state.positions.sub_(torch.einsum("nk,nkj->nj", torch.floor(fractional), state.cell[state.batch]))
+            per_atom = state.batch
+            inverse = torch.linalg.inv(state.cell)
+            wrap_in_place(state.positions, state.cell[per_atom], inverse[per_atom], state.pbc[per_atom])
             batch = None if state.n_systems == 1 else state.batch
             self.edge_index, self.edge_shift = neighbor_list(
                 state.positions, self.cutoff + self.skin, cell=state.cell, pbc=state.pbc, batch=batch
@@ -284,9 +347,10 @@ class CellForces(ForceProvider):
                 f"NPT needs the stress, and {type(self.potential).__name__} does not compute it ({error}); "
                 "use a potential that does (every mlpot model does) or an ASE calculator"
             ) from error
-        state.energy = out["energy"].detach().reshape(state.n_systems)
-        state.forces = out["forces"].detach()
-        self.stress = out["stress"].detach().reshape(state.n_systems, 3, 3)
+        out = {key: value.detach() for key, value in out.items()}
+        out["energy"] = out["energy"].reshape(state.n_systems)
+        out["stress"] = out["stress"].reshape(state.n_systems, 3, 3)
+        return out
 
 
 class NPTRecorder:
@@ -298,7 +362,8 @@ class NPTRecorder:
 
     def __init__(self, interval: int = 1):
         self.interval = int(interval)
-        self.rows: dict[str, list] = {k: [] for k in ("step", "volume_A3", "enthalpy_eV", "E_pot", "E_kin", "pressure_GPa", "cell")}
+        names = ("step", "volume_A3", "enthalpy_eV", "E_pot", "E_kin", "pressure_GPa", "cell")
+        self.rows: dict[str, list] = {k: [] for k in names}
 
     def start(self, sim) -> None:
         pass
@@ -325,3 +390,5 @@ class NPTRecorder:
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.rows.items()}
 
+
+register_integrator("npt", StochasticCellRescaling)

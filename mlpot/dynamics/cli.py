@@ -152,7 +152,8 @@ def run_md(args: argparse.Namespace) -> int:
     remaining = max(args.steps - sim.state.step, 0)
     dof = sim.state.n_dof.tolist()
     print(
-        f"mlpot md: {sim.integrator.ensemble}, dt = {sim.integrator.timestep_fs} fs, steps {sim.state.step}→{args.steps}, "
+        f"mlpot md: {sim.integrator.ensemble}, dt = {sim.integrator.timestep_fs} fs, "
+        f"steps {sim.state.step}→{args.steps}, "
         f"seed {sim.seed}, {'fast (torch)' if sim.fast_path else 'ASE calculator'} path, "
         f"temperature from N_dof = {int(dof[0])}",
         file=sys.stderr,

@@ -1,113 +1,125 @@
-"""Velocity Verlet steps compiled into one graph with the force evaluation and the checks.
+"""The integrator's own step, compiled with the force evaluation and the engine's checks.
 
 For a small system a step costs what launching its few hundred small tensor operations costs,
-not arithmetic. When the potential evaluates compiled (``FixedTopology.compiler`` is set,
-e.g. after ``DescriptorModel.compile()``), :class:`CompiledVerlet` therefore compiles one
-function per neighbour list: half kick, drift, the potential's energy and forces, half kick,
-the largest displacement since the list was built and the engine's health measures. Each
-step is then one call and one host sync (a [5] tensor), instead of the generic path's eager
-kicks, neighbour-list check and health check, each with its own sync.
+not arithmetic. When the potential evaluates compiled (``potential.compiled`` is True, e.g. after
+``DescriptorModel.compile()``) and the scheme draws no random numbers, :class:`CompiledStep`
+hands :func:`step_with_checks` to :func:`mlpot.models.compile.compile_function`: the scheme's
+pure step function (the same one the engine calls otherwise, over the same kick–drift–kick),
+with the fixed-topology evaluation of the current neighbour list as its force function, then the
+largest displacement since the list was built and the engine's health measures. Each step is
+then one call and one host sync (a [5] tensor), instead of the generic path's eager kicks,
+neighbour-list check and health check, each with its own sync.
 
-The step runs on new tensors and the state takes them only afterwards. Whether the list was
-still valid is known only after the drift, inside the graph: when an atom moved more than
-skin/2, the result is dropped and the engine takes the generic step from the unchanged
-state, which rebuilds the list first. That costs one wasted evaluation per rebuild, and none
-for a complete list (a small molecule), which never needs rebuilding.
+Steps are pure, so the state the step started from is still there afterwards. Whether the list
+was still valid is known only after the drift, inside the graph: when an atom moved more than
+skin/2, the result is dropped and the engine takes the generic step from that unchanged state,
+which rebuilds the list first. That costs one wasted evaluation per rebuild, and none for a
+complete list (a small molecule), which never needs rebuilding.
 
-Both paths compute the same operations, so they agree to round-off (the compiler fuses and
-reorders floating-point arithmetic); a test checks it over steps with rebuilds, periodic and not.
+Both paths run the same operations, so they agree to round-off (the compiler fuses and reorders
+floating-point arithmetic); a test checks it over steps with rebuilds, periodic and not.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from mlpot.dynamics.forces import PotentialForces
-from mlpot.dynamics.integrators import MDState, VelocityVerlet, health_measures, velocity_verlet_step
+from mlpot.dynamics.forces import PotentialForces, as_outputs
+from mlpot.dynamics.health import health_measures
+from mlpot.dynamics.integrators import Integrator
+from mlpot.dynamics.state import MDState
+from mlpot.models.compile import compile_function, supports_compile
 from mlpot.neighbors import largest_squared_displacement
 
-__all__ = ["CompiledVerlet", "verlet_step_with_checks"]
+__all__ = ["CompiledStep", "CompiledVerlet", "step_with_checks"]
 
 
-def verlet_step_with_checks(
-    positions: Tensor,
-    momenta: Tensor,
-    forces: Tensor,
-    inverse_masses: Tensor,
+def step_with_checks(
+    step: Callable,
+    state: MDState,
+    params,
     reference_positions: Tensor,
     health_inverse_masses: Tensor,
     inverse_dof_kB: Tensor,
-    batch: Tensor,
-    dt: Tensor,
-    energy_and_forces: Callable[..., tuple[Tensor, Tensor]],
+    energy_and_forces: Callable,
     potential: torch.nn.Module,
     *arguments,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """:func:`~mlpot.dynamics.integrators.velocity_verlet_step`, then what the engine checks.
+) -> tuple[MDState, Tensor]:
+    """``step(state, force_fn, params)``, then what the engine checks.
 
     Args:
-        positions, momenta, forces: [n, 3] the state before the step (Å, amu·Å/(ASE time), eV/Å).
-        inverse_masses: [n, 1] 1/amu.
+        step: a scheme's pure step function (:mod:`mlpot.dynamics.integrators`).
+        state: the state before the step; ``params``: the scheme's parameters.
         reference_positions: [n, 3] Å, the positions the neighbour list was built from.
-        health_inverse_masses, inverse_dof_kB, batch: as in :func:`~mlpot.dynamics.integrators.health_measures`.
-        dt: [] time step, ASE time units.
+        health_inverse_masses, inverse_dof_kB: as in :func:`~mlpot.dynamics.health.health_measures`.
         energy_and_forces, potential, arguments: the potential's fixed-topology evaluation
-            (:class:`~mlpot.models.potential.FixedTopology`).
+            (:class:`~mlpot.models.potential.FixedTopology`): ``energy_and_forces(potential,
+            positions, *arguments)`` → (energy [S], forces [n, 3]) or an output dict.
 
     Returns:
-        New positions, momenta, forces [n, 3] and energy [S], and [5]: the largest squared
-        displacement since the list was built (Å²), then the health measures.
+        The new state and [5]: the largest squared displacement since the list was built (Å²),
+        then the health measures.
     """
-    positions, momenta, forces, energy = velocity_verlet_step(
-        positions, momenta, forces, inverse_masses, dt, energy_and_forces, potential, *arguments
+    n_systems = state.energy.shape[0]
+
+    def force_fn(s: MDState) -> MDState:
+        out = as_outputs(energy_and_forces(potential, s.positions, *arguments), n_systems)
+        return s.evolve(energy=out["energy"], forces=out["forces"], outputs=out)
+
+    new = step(state, force_fn, params)
+    displacement2 = largest_squared_displacement(new.positions, reference_positions)
+    health = health_measures(
+        new.positions, new.momenta, new.forces, new.energy, health_inverse_masses, inverse_dof_kB, new.batch
     )
-    displacement2 = largest_squared_displacement(positions, reference_positions)
-    health = health_measures(positions, momenta, forces, energy, health_inverse_masses, inverse_dof_kB, batch)
-    return positions, momenta, forces, energy, torch.cat((displacement2.reshape(1), health))
+    return new, torch.cat((displacement2.reshape(1), health))
 
 
-class CompiledVerlet:
-    """NVE steps through one compiled graph per neighbour list, where the potential allows it.
+class CompiledStep:
+    """Deterministic steps through one compiled graph per neighbour list, where the potential allows it.
 
     Args:
-        integrator: the velocity Verlet integrator (its time step and 1/m).
+        integrator: the prepared integrator (its step function and parameters).
         forces: the fast-path force provider (its neighbour list and evaluator).
         health_inverse_masses: [n] 1/amu.
         inverse_dof_kB: [S] 1/(N_dof k_B).
     """
 
     def __init__(
-        self, integrator: VelocityVerlet, forces: PotentialForces, health_inverse_masses: Tensor, inverse_dof_kB: Tensor
+        self, integrator: Integrator, forces: PotentialForces, health_inverse_masses: Tensor, inverse_dof_kB: Tensor
     ):
-        self.integrator = integrator
+        self.step_function = integrator.step_function
+        # dt as a tensor, not a number: the compiled step would be specialised on its value.
+        dt = torch.tensor(integrator.dt, dtype=health_inverse_masses.dtype, device=health_inverse_masses.device)
+        self.params = replace(integrator.params, dt=dt)
         self.forces = forces
-        # A tensor, not a number: the compiled step would be specialised on its value.
-        self.dt = torch.tensor(integrator.dt, dtype=health_inverse_masses.dtype, device=health_inverse_masses.device)
         self.health_inverse_masses = health_inverse_masses
         self.inverse_dof_kB = inverse_dof_kB
 
-    def step(self, state: MDState) -> list[float] | None:
-        """Advance ``state`` by one step (its positions, momenta, forces and energy replaced by
-        the step's) and return the health measures [max |F|², max T, Σ E, max |R|]; or return None, with
-        the state untouched, where the generic step must take it: no compiled evaluator, no list
-        yet, or a list that has to be rebuilt first."""
+    @staticmethod
+    def applies(integrator: Integrator, forces) -> bool:
+        """Whether a compiled step can serve: a deterministic scheme and an mlpot potential that evaluates compiled."""
+        if integrator.stochastic or not isinstance(forces, PotentialForces):
+            return False
+        return supports_compile(forces.potential) and bool(forces.potential.compiled)
+
+    def step(self, state: MDState) -> tuple[MDState, list[float]] | None:
+        """The next state (its ``step`` not yet counted) and its health measures [max |F|², max T,
+        Σ E, max |R|]; or None where the generic step must take it: no list yet, or a list that
+        has to be rebuilt first."""
         topology = self.forces.topology(state)
-        if topology is None or topology.compiler is None:
+        if topology is None:
             return None
-        step = topology.compiler(verlet_step_with_checks)
-        positions, momenta, forces, energy, checks = step(
-            state.positions,
-            state.momenta,
-            state.forces,
-            self.integrator._inverse_masses,
+        new, checks = compile_function(step_with_checks)(
+            self.step_function,
+            state,
+            self.params,
             self.forces.reference_positions,
             self.health_inverse_masses,
             self.inverse_dof_kB,
-            state.batch,
-            self.dt,
             topology.function,
             topology.potential,
             *topology.arguments,
@@ -115,6 +127,8 @@ class CompiledVerlet:
         displacement2, *health = checks.tolist()  # the step's one host sync
         if self.forces.moved_too_far(displacement2):
             return None
-        state.positions, state.momenta, state.forces, state.energy = positions, momenta, forces, energy
-        state.step += 1
-        return health
+        return new, health
+
+
+#: The name of the NVE-only version this generalises.
+CompiledVerlet = CompiledStep

@@ -1,11 +1,16 @@
-"""Force providers: turn an mlpot potential or any ASE calculator into ``compute_forces(state)``.
+"""Force providers: turn an mlpot potential or any ASE calculator into the integrators' force function.
 
-A provider is called with the :class:`~mlpot.dynamics.integrators.MDState` and writes
-``state.forces`` [n, 3] (eV/Å) and ``state.energy`` [n_systems] (eV) for ``state.positions``.
+A provider is called with an :class:`~mlpot.dynamics.state.MDState` and returns the model's
+output dict at ``state.positions``: ``energy`` [n_systems] (eV), ``forces`` [n, 3] (eV/Å) and
+whatever else the potential returns (a committee's ``energy_std`` and ``forces_std``, the stress).
+:meth:`ForceProvider.evaluate` is the integrators' force function: it returns the state with
+``energy``, ``forces`` and ``outputs`` set, so reporters read a committee's spread from
+``sim.state.outputs``. At a rebuild a provider may wrap the positions of the state it is given
+in place (a step's own new tensor: the step's input state is never touched).
 
 * :class:`PotentialForces` — the fast path. Tensors stay in torch on the potential's device.
-  The neighbour list is built with ``cutoff + skin`` by :func:`mlpot.neighbors.neighbor_list`
-  and reused until :func:`mlpot.neighbors.needs_rebuild` says an atom has moved more than
+  The neighbour list is a :class:`mlpot.neighbors.VerletList` built with ``cutoff + skin`` and
+  reused until :func:`mlpot.neighbors.needs_rebuild` says an atom has moved more than
   skin/2, or for ever when it holds every pair of atoms of every system (a molecule smaller
   than cutoff + skin, without periodic images: no neighbour can be missing). Positions are
   wrapped into the cell (periodic axes only) *at each rebuild*, and the list is then built from
@@ -29,18 +34,67 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mlpot.dynamics.integrators import MDState
+from mlpot.dynamics.state import MDState
 from mlpot.models.potential import FixedTopology, evaluate_at_positions
-from mlpot.neighbors import moved_beyond_skin, needs_rebuild, neighbor_list
+from mlpot.neighbors import VerletList, complete_cell, needs_rebuild
 
-__all__ = ["ForceProvider", "PotentialForces", "ASECalculatorForces", "complete_cell"]
+__all__ = [
+    "ForceProvider",
+    "PotentialForces",
+    "ASECalculatorForces",
+    "as_outputs",
+    "model_outputs",
+    "complete_cell",
+    "wrap_in_place",
+]
+
+
+def model_outputs(potential: torch.nn.Module, positions: Tensor, data: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The output dict of ``potential`` (with forces) on ``data`` at ``positions`` [n, 3] Å: the
+    evaluator of a potential that prepares none of its own (``fixed_topology``), so that everything
+    it returns (a committee's spread) reaches the state's ``outputs``."""
+    with torch.enable_grad():
+        return potential({**data, "positions": positions}, compute_forces=True)
+
+
+def as_outputs(result, n_systems: int) -> dict[str, Tensor]:
+    """An evaluator's result, ``(energy, forces)`` or an output dict, as an output dict with
+    ``energy`` [n_systems] and ``forces`` [n, 3] detached."""
+    if isinstance(result, dict):
+        out = dict(result)
+        energy, forces = out["energy"], out["forces"]
+    else:
+        energy, forces = result
+        out = {}
+    out["energy"] = energy.detach().reshape(n_systems)
+    out["forces"] = forces.detach()
+    return out
+
+
+def wrap_in_place(positions: Tensor, cell_per_atom: Tensor, inverse_per_atom: Tensor, pbc_per_atom: Tensor) -> None:
+    """Wrap ``positions`` [n, 3] (Å) in place into each atom's cell along its periodic axes.
+
+    Args:
+        cell_per_atom: [n, 3, 3] the atom's cell (rows are lattice vectors, Å), non-periodic rows completed
+            (:func:`mlpot.neighbors.complete_cell`) so that it is invertible.
+        inverse_per_atom: [n, 3, 3] its inverse, 1/Å.
+        pbc_per_atom: [n, 3] bool.
+    """
+    fractional = torch.einsum("ni,nik->nk", positions, inverse_per_atom)
+    shift = torch.where(pbc_per_atom, torch.floor(fractional), torch.zeros_like(fractional))
+    positions.sub_(torch.einsum("nk,nkj->nj", shift, cell_per_atom))
 
 
 class ForceProvider:
-    """Interface: ``provider(state)`` sets ``state.forces`` and ``state.energy``."""
+    """Interface: ``provider(state)`` returns the output dict (``energy``, ``forces``, ...) at ``state.positions``."""
 
-    def __call__(self, state: MDState) -> None:  # pragma: no cover - interface
+    def __call__(self, state: MDState) -> dict[str, Tensor]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def evaluate(self, state: MDState) -> MDState:
+        """The integrators' force function: ``state`` with ``energy``, ``forces`` and ``outputs`` at its positions."""
+        out = self(state)
+        return state.evolve(energy=out["energy"], forces=out["forces"], outputs=out)
 
     def invalidate(self) -> None:
         """Forget cached data (the neighbour list); the next call starts afresh."""
@@ -56,38 +110,13 @@ class ForceProvider:
         """Called after each checkpoint; providers with state they cannot save drop it here."""
 
 
-def complete_cell(cell: Tensor, pbc: Tensor) -> Tensor:
-    """Replace lattice vectors of non-periodic axes by unit vectors orthogonal to the others.
-
-    Args:
-        cell: [S, 3, 3] lattice vectors as rows, Å.
-        pbc: [S, 3] bool.
-
-    Returns:
-        [S, 3, 3] invertible cells equal to ``cell`` on periodic rows, so that fractional
-        coordinates along periodic axes are well defined (ASE allows zeros on free axes).
-    """
-    completed = cell.clone()
-    for s in range(cell.shape[0]):
-        periodic = [k for k in range(3) if bool(pbc[s, k])]
-        basis = [cell[s, k] / cell[s, k].norm() for k in periodic]
-        for k in range(3):
-            if bool(pbc[s, k]):
-                continue
-            for trial in torch.eye(3, dtype=cell.dtype, device=cell.device):
-                v = trial.clone()
-                for u in basis:
-                    v = v - (v @ u) * u
-                if float(v.norm()) > 1e-3:
-                    v = v / v.norm()
-                    basis.append(v)
-                    completed[s, k] = v
-                    break
-    return completed
-
-
 class PotentialForces(ForceProvider):
     """Fast path over an mlpot potential (``forward(data) -> {"energy", "forces", ...}``).
+
+    The neighbour list is a :class:`mlpot.neighbors.VerletList` (cutoff + skin, the skin/2 rule, a
+    complete list never rebuilt). The rebuild decision is taken here, before the list is built,
+    because periodic positions are wrapped into the cell first: the list's shifts then refer to
+    the positions the integrator holds.
 
     Args:
         potential: a torch module with attribute ``cutoff`` (Å) following the potential contract.
@@ -105,12 +134,10 @@ class PotentialForces(ForceProvider):
         self.potential = potential
         self.cutoff = float(cutoff)
         self.skin = float(skin)
-        self.list_cutoff = self.cutoff + self.skin
+        self.verlet = VerletList(self.cutoff, self.skin)
         self.n_systems = state.n_systems
         self.periodic = bool(state.pbc.any())
-        self.n_rebuilds = 0
         counts = torch.bincount(state.batch, minlength=state.n_systems)
-        self._all_pairs = int((counts * (counts - 1)).sum())
         # Invariant part of the AtomicData handed to the potential each step.
         self._static = {
             "numbers": state.numbers,
@@ -119,82 +146,84 @@ class PotentialForces(ForceProvider):
             "pbc": state.pbc,
             "n_atoms": counts,
         }
+        # What the list is built for (batch None for one system: the list builder's single-system path).
+        self._list_arguments = {
+            "cell": state.cell,
+            "pbc": state.pbc,
+            "numbers": state.numbers,
+            "batch": None if self.n_systems == 1 else state.batch,
+        }
         if self.periodic:
             full = complete_cell(state.cell, state.pbc)
             self._cell_per_atom = full[state.batch]  # [n, 3, 3]
             self._inverse_per_atom = torch.linalg.inv(full)[state.batch]
             self._pbc_per_atom = state.pbc[state.batch]  # [n, 3]
-        self.invalidate()
+        self._topology: FixedTopology | None = None
+
+    # The list's state, as the engine, the compiled step and the close-contact check read it.
+    edge_index = property(lambda self: self.verlet.edge_index)
+    edge_shift = property(lambda self: self.verlet.edge_shift)
+    reference_positions = property(lambda self: self.verlet.reference_positions)
+    n_rebuilds = property(lambda self: self.verlet.n_rebuilds)
 
     def invalidate(self) -> None:
-        self.edge_index: Tensor | None = None
-        self.edge_shift: Tensor | None = None
-        self.reference_positions: Tensor | None = None
-        self._complete = False
-        self._topology: FixedTopology | None = None
+        self.verlet.invalidate()
+        self._topology = None
 
     def wrap(self, positions: Tensor) -> None:
         """Wrap ``positions`` [n, 3] in place into the cell along periodic axes."""
-        fractional = torch.einsum("ni,nik->nk", positions, self._inverse_per_atom)
-        shift = torch.where(self._pbc_per_atom, torch.floor(fractional), torch.zeros_like(fractional))
-        positions.sub_(torch.einsum("nk,nkj->nj", shift, self._cell_per_atom))
+        wrap_in_place(positions, self._cell_per_atom, self._inverse_per_atom, self._pbc_per_atom)
 
     def rebuild(self, state: MDState) -> None:
         """Wrap the positions (periodic systems) and build the list with cutoff + skin."""
         if self.periodic:
             self.wrap(state.positions)
-        batch = None if self.n_systems == 1 else state.batch
-        self.edge_index, self.edge_shift = neighbor_list(
-            state.positions, self.list_cutoff, cell=state.cell, pbc=state.pbc, batch=batch
-        )
-        self.reference_positions = state.positions.clone()
-        self.n_rebuilds += 1
-        self._list_changed()
-
-    def _list_changed(self) -> None:
-        """Forget the evaluator of the previous list; note whether this one is complete."""
-        self._complete = not self.periodic and self.edge_index.shape[1] == self._all_pairs
+        self.verlet.invalidate()
+        self.verlet.get(state.positions, **self._list_arguments)
         self._topology = None
 
     def moved_too_far(self, displacement2: float) -> bool:
         """Whether a largest squared displacement ``displacement2`` (Å²) since the list was built
-        calls for a rebuild: more than skin/2, as :func:`mlpot.neighbors.needs_rebuild` decides,
-        and never for a complete list."""
-        return not self._complete and moved_beyond_skin(displacement2, self.skin)
+        calls for a rebuild (:meth:`mlpot.neighbors.VerletList.moved_too_far`)."""
+        return self.verlet.moved_too_far(displacement2)
 
     def topology(self, state: MDState) -> FixedTopology | None:
         """The evaluator of the current list (prepared once per list), None before the first list."""
-        if self.reference_positions is None:
+        if self.verlet.reference_positions is None:
             return None
         if self._topology is None:
             data = {**self._static, "positions": state.positions}
-            data.update(edge_index=self.edge_index, edge_shift=self.edge_shift)
+            data.update(edge_index=self.verlet.edge_index, edge_shift=self.verlet.edge_shift)
+            topology = None
             if hasattr(self.potential, "fixed_topology"):
-                self._topology = self.potential.fixed_topology(data)
-            else:
-                self._topology = FixedTopology(evaluate_at_positions, self.potential, (data,))
+                topology = self.potential.fixed_topology(data)
+            if topology is None or topology.function is evaluate_at_positions:
+                # The contract's default evaluator keeps energy and forces only: evaluate the same
+                # way but keep every output (a committee's spread).
+                topology = FixedTopology(model_outputs, self.potential, (data,))
+            self._topology = topology
         return self._topology
 
-    def __call__(self, state: MDState) -> None:
-        if self.reference_positions is None or (
-            not self._complete and needs_rebuild(state.positions, self.reference_positions, self.skin)
+    def __call__(self, state: MDState) -> dict[str, Tensor]:
+        verlet = self.verlet
+        if verlet.reference_positions is None or (
+            not verlet.complete and needs_rebuild(state.positions, verlet.reference_positions, self.skin)
         ):
             self.rebuild(state)
-        energy, forces = self.topology(state)(state.positions)
-        state.energy = energy.detach().reshape(self.n_systems)
-        state.forces = forces.detach()
+        return as_outputs(self.topology(state)(state.positions), self.n_systems)
 
     def state_dict(self) -> dict:
-        if self.reference_positions is None:
+        verlet = self.verlet
+        if verlet.reference_positions is None:
             return {}
-        n = self.reference_positions.shape[0]
+        n = verlet.reference_positions.shape[0]
         index_dtype = torch.int32 if n < 2**31 - 1 else torch.int64
-        shift = self.edge_shift
+        shift = verlet.edge_shift
         small = shift.numel() == 0 or int(shift.abs().max()) < 127
         return {
-            "edge_index": self.edge_index.to(index_dtype).cpu(),
+            "edge_index": verlet.edge_index.to(index_dtype).cpu(),
             "edge_shift": (shift.to(torch.int8) if small else shift).cpu(),
-            "reference_positions": self.reference_positions.cpu(),
+            "reference_positions": verlet.reference_positions.cpu(),
         }
 
     def load_state_dict(self, data: dict) -> None:
@@ -202,10 +231,13 @@ class PotentialForces(ForceProvider):
             self.invalidate()
             return
         device = self._static["numbers"].device
-        self.edge_index = data["edge_index"].to(device=device, dtype=torch.int64)
-        self.edge_shift = data["edge_shift"].to(device=device, dtype=torch.int64)
-        self.reference_positions = data["reference_positions"].to(device)
-        self._list_changed()
+        self.verlet.restore(
+            data["edge_index"].to(device=device, dtype=torch.int64),
+            data["edge_shift"].to(device=device, dtype=torch.int64),
+            data["reference_positions"].to(device),
+            **self._list_arguments,
+        )
+        self._topology = None
 
 
 class ASECalculatorForces(ForceProvider):
@@ -243,7 +275,7 @@ class ASECalculatorForces(ForceProvider):
         for atoms in self.systems:
             atoms.calc.reset()
 
-    def __call__(self, state: MDState) -> None:
+    def __call__(self, state: MDState) -> dict[str, Tensor]:
         positions = state.positions.detach().cpu().numpy()
         energies, forces = [], []
         for k, atoms in enumerate(self.systems):
@@ -251,5 +283,7 @@ class ASECalculatorForces(ForceProvider):
             forces.append(atoms.get_forces())
             energies.append(atoms.get_potential_energy())
         dtype, device = state.positions.dtype, state.positions.device
-        state.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype, device=device)
-        state.energy = torch.as_tensor(energies, dtype=dtype, device=device)
+        return {
+            "energy": torch.as_tensor(energies, dtype=dtype, device=device),
+            "forces": torch.as_tensor(np.concatenate(forces), dtype=dtype, device=device),
+        }

@@ -14,13 +14,29 @@ before they write garbage:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
 
-__all__ = ["HealthCheck", "MDInstabilityError", "CloseContactError", "CloseContactGuard", "pair_key"]
+from mlpot.dynamics.state import MDState, per_system
+from mlpot.models.potential import edge_vectors
+from mlpot.units import KB_EV_PER_K
+
+__all__ = [
+    "HealthCheck",
+    "MDInstabilityError",
+    "CloseContactError",
+    "CloseContactGuard",
+    "pair_key",
+    "health_measures",
+    "check_health",
+    "check_contacts",
+    "inverse_dof_kB",
+]
 
 #: Default fraction of the training minimum distance below which a pair is a close contact.
 MIN_DISTANCE_FRACTION = 0.75
@@ -45,6 +61,87 @@ class HealthCheck:
 
     max_force: float = 1.0e3
     max_temperature_K: float = 1.0e5
+
+
+def health_measures(
+    positions: Tensor,
+    momenta: Tensor,
+    forces: Tensor,
+    energy: Tensor,
+    inverse_masses: Tensor,
+    inverse_dof_kB: Tensor,
+    batch: Tensor,
+) -> Tensor:
+    """What the engine checks after every step, in one tensor (so that one host sync reads it).
+
+    Args:
+        positions: [n, 3] Å (checked for being finite: a model evaluated on a reused neighbour
+            list can return a finite energy for a NaN atom, whose edges all fail the cutoff test).
+        momenta: [n, 3] amu·Å/(ASE time).
+        forces: [n, 3] eV/Å.
+        energy: [n_systems] eV.
+        inverse_masses: [n] 1/amu.
+        inverse_dof_kB: [n_systems] 1/(N_dof k_B), 1/eV·K (0 for a system with no degrees of freedom).
+        batch: [n] int64 system index.
+
+    Returns:
+        [4]: max_i |F_i|² (eV²/Å²), max over systems of the kinetic temperature (K), Σ energy (eV),
+        max |R| (Å; NaN or infinite when any position is).
+    """
+    twice_kinetic = per_system(momenta.square().sum(dim=1) * inverse_masses, batch, inverse_dof_kB.shape[0])
+    return torch.stack(
+        (
+            forces.square().sum(dim=1).max(),
+            (twice_kinetic * inverse_dof_kB).max(),
+            energy.sum(),
+            positions.abs().max(),
+        )
+    )
+
+
+def inverse_dof_kB(n_dof: Tensor) -> Tensor:
+    """1/(N_dof k_B) per system, 1/eV·K, from ``n_dof`` [n_systems]; 0 for a system without degrees of freedom."""
+    return torch.where(n_dof > 0, 1.0 / (n_dof.clamp(min=1.0) * KB_EV_PER_K), torch.zeros_like(n_dof))
+
+
+def check_health(state: MDState, measures: Sequence[float], bounds: HealthCheck, time_fs: float) -> None:
+    """Raise :class:`MDInstabilityError` unless the ``measures`` of :func:`health_measures` (max |F|²,
+    max T over systems, the energy sum, the largest coordinate) are finite and within ``bounds``;
+    the message names the step, the time (fs) and the atoms concerned."""
+    fmax2, tmax, energy, largest_coordinate = measures
+    problems = []
+    if not math.isfinite(largest_coordinate):
+        bad = torch.nonzero(~torch.isfinite(state.positions).all(dim=1)).flatten()[:10].tolist()
+        problems.append(f"non-finite positions (atoms {bad})")
+    if not math.isfinite(fmax2) or not math.isfinite(energy):
+        bad = torch.nonzero(~torch.isfinite(state.forces).all(dim=1)).flatten()[:10].tolist()
+        problems.append(f"non-finite forces or energy (atoms {bad})")
+    elif fmax2 > bounds.max_force**2:
+        problems.append(f"force {math.sqrt(fmax2):.4g} eV/Å exceeds max_force {bounds.max_force:g} eV/Å")
+    if not math.isfinite(tmax):
+        problems.append("non-finite temperature")
+    elif tmax > bounds.max_temperature_K:
+        problems.append(f"temperature {tmax:.4g} K exceeds max_temperature_K {bounds.max_temperature_K:g} K")
+    if problems:
+        raise MDInstabilityError(
+            f"MD stopped at step {state.step} (t = {time_fs:g} fs): {'; '.join(problems)}. "
+            f"Reporter output holds everything up to the last good step, {max(state.step - 1, 0)}."
+        )
+
+
+def check_contacts(guard: "CloseContactGuard", provider, state: MDState, time_fs: float) -> None:
+    """Raise :class:`CloseContactError` when a pair of ``provider``'s neighbour list is a close contact
+    (one host sync)."""
+    cell = state.cell if provider.periodic else None
+    vectors = edge_vectors(state.positions, provider.edge_index, provider.edge_shift, cell, state.batch)
+    found = guard.find(vectors, provider.edge_index, state.numbers)
+    if found is not None:
+        raise CloseContactError(
+            f"MD stopped at step {state.step} (t = {time_fs:g} fs): {guard.describe(found, state.numbers)}. "
+            f"The model's energy there is an extrapolation (train on such geometries, add the ZBL repulsion "
+            f"prior, or pass min_distance_fraction=None to go on). Reporter output holds everything up to the "
+            f"last good step, {max(state.step - 1, 0)}."
+        )
 
 
 def pair_key(z_a: int, z_b: int) -> str:
@@ -81,8 +178,11 @@ class CloseContactGuard:
         self._edge_threshold2: Tensor | None = None
 
     @classmethod
-    def for_potential(cls, potential, fraction: float | None, device=None, dtype=torch.float64) -> "CloseContactGuard | None":
-        """The guard of a potential's training record, or None when ``fraction`` is None or the potential has no record."""
+    def for_potential(
+        cls, potential, fraction: float | None, device=None, dtype=torch.float64
+    ) -> "CloseContactGuard | None":
+        """The guard of a potential's training record, or None when ``fraction`` is None or the
+        potential has no record."""
         record = getattr(potential, "training_min_distances", None)
         if fraction is None or not record:
             return None

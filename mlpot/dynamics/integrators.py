@@ -1,42 +1,47 @@
-"""MD state and integrators composed by operator splitting.
+"""MD integrators as pure step functions over one kick–drift–kick.
 
-The state is a small dataclass of tensors (:class:`MDState`). Integrators are small step
-functions built from the textbook pieces, each acting in place on the state:
+Every scheme is a function ``step(state, force_fn, params) -> state``: it takes an
+:class:`~mlpot.dynamics.state.MDState`, a force function ``force_fn(state) -> state`` (the same
+state with ``energy``, ``forces`` and ``outputs`` at its positions) and a small frozen parameter
+dataclass, and returns a new state; the input is never modified. All of them are built on
+:func:`kick_drift_kick`, the one velocity-Verlet step of the code base (the Hamiltonian layer's
+leapfrog and the compiled MD step call it too), from the textbook pieces:
 
-* ``B(h)``  kick:  p ← p + h·F
-* ``A(h)``  drift: x ← x + h·p/m
-* ``O(h)``  Ornstein–Uhlenbeck: p ← c₁p + c₂√(m k_B T)·ξ, c₁ = exp(−γh), c₂ = √(1 − c₁²)
-* ``R(h)``  Bussi–Donadio–Parrinello stochastic velocity rescaling of the kinetic energy.
+* ``B(h)`` kick:  p ← p + h·F  (:func:`kick`)
+* ``A(h)`` drift: x ← x + h·v, v = p/m  (:func:`drift`, :func:`free_flight`)
+* ``O(h)`` Ornstein–Uhlenbeck: p ← c₁p + c₂√(m k_B T)·ξ, c₁ = exp(−γh), c₂ = √(1 − c₁²)
+* ``R(h)`` Bussi–Donadio–Parrinello stochastic velocity rescaling of the kinetic energy,
 
-and a force evaluation ``F`` (the engine's force provider). The schemes are
+and a force evaluation ``F``. The schemes are compositions:
 
-* velocity Verlet (NVE): ``B(dt/2) A(dt) F B(dt/2)``;
-* Langevin BAOAB (NVT):  ``B(dt/2) A(dt/2) O(dt) A(dt/2) F B(dt/2)``;
-* Bussi (NVT):           ``R(dt/2) B(dt/2) A(dt) F B(dt/2) R(dt/2)``.
+* velocity Verlet (NVE), :func:`velocity_verlet`: ``B(dt/2) A(dt) F B(dt/2)``;
+* Langevin BAOAB (NVT), :func:`langevin_baoab`: the same with ``A(dt/2) O(dt) A(dt/2)`` as its drift;
+* Bussi (NVT), :func:`bussi`: ``R(dt/2)`` · velocity Verlet · ``R(dt/2)``;
+* NPT (:mod:`mlpot.dynamics.barostat`): a thermostat's step whose force function first moves the cell.
 
-:func:`velocity_verlet_step` is the velocity Verlet step as a pure function of tensors, the
-form in which :mod:`mlpot.dynamics.compiled_step` compiles it together with the forces.
+:class:`Integrator` and its subclasses hold a scheme's settings for the engine: ``step_function``
+(the pure step), :meth:`Integrator.prepare` (the parameter dataclass for a state), the conserved
+quantity and the settings a checkpoint stores. A scheme that needs state of its own subclasses
+:class:`MDState` and returns it from :meth:`Integrator.init_state`; one that needs other forces
+(the barostat's stress) returns its provider from :meth:`Integrator.force_provider`. The engine
+needs no change for either.
 
-Every integrator reports the quantity it conserves: K + U for velocity Verlet, and
-K + U − W for the thermostats, where W (``MDState.thermostat_work``, per system, eV) is the
-kinetic energy the O or R steps have added so far. A drift of that quantity is an
-integration error, never thermostat noise.
-
-All quantities are in ASE units (eV, Å, amu, ASE time; see :mod:`mlpot.units`). Several
-independent systems (replicas) share one state: atoms are concatenated and ``batch`` gives
-each atom's system, exactly as in AtomicData; energies, thermostat work and degrees of
-freedom are per system.
+Every integrator reports the quantity it conserves: K + U for velocity Verlet, and K + U − W for
+the thermostats, where W (``MDState.thermostat_work``, per system, eV) is the kinetic energy the
+O or R steps have added so far. A drift of that quantity is an integration error, never
+thermostat noise. Units: ASE's (eV, Å, amu, ASE time; :mod:`mlpot.units`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from mlpot.dynamics.state import Evolving, MDState, kinetic_energy, temperature
 from mlpot.units import FS, KB_EV_PER_K
 
 __all__ = [
@@ -45,16 +50,25 @@ __all__ = [
     "VelocityVerlet",
     "LangevinBAOAB",
     "BussiThermostat",
+    "VerletParams",
+    "LangevinParams",
+    "BussiParams",
     "make_integrator",
+    "register_integrator",
+    "integrator_from_config",
     "ENSEMBLES",
     "kick",
     "drift",
+    "free_flight",
+    "kick_drift_kick",
+    "velocity_verlet",
+    "langevin_baoab",
+    "bussi",
     "ornstein_uhlenbeck",
     "rescale_velocities",
-    "velocity_verlet_step",
     "kinetic_energy",
     "temperature",
-    "health_measures",
+    "velocity_verlet_step",
 ]
 
 #: Ensemble names accepted by :func:`make_integrator` (and ``simulate``/``mlpot md``).
@@ -63,149 +77,71 @@ ENSEMBLES = ("nve", "langevin", "bussi", "npt")
 #: Default friction (Langevin) and inverse time constant (Bussi), 1/fs: a 100 fs relaxation time.
 DEFAULT_FRICTION_PER_FS = 0.01
 
-#: A force provider: updates ``state.forces`` [n, 3] and ``state.energy`` [S] from ``state.positions``.
-ForceFunction = Callable[["MDState"], None]
+#: A force function: the state with ``energy`` [S] eV, ``forces`` [n, 3] eV/Å and ``outputs`` at its positions.
+ForceFunction = Callable[[MDState], MDState]
 
 
-@dataclass
-class MDState:
-    """Positions, momenta and everything a step needs, for one or several systems.
-
-    Attributes:
-        positions: [n_atoms, 3] float, Å.
-        momenta: [n_atoms, 3] float, amu·Å/(ASE time).
-        masses: [n_atoms] float, amu.
-        numbers: [n_atoms] int64, atomic numbers.
-        cell: [n_systems, 3, 3] float, Å, lattice vectors as rows.
-        pbc: [n_systems, 3] bool.
-        batch: [n_atoms] int64, system index of each atom (sorted).
-        forces: [n_atoms, 3] float, eV/Å, at ``positions``.
-        energy: [n_systems] float, eV, potential energy at ``positions``.
-        thermostat_work: [n_systems] float, eV, kinetic energy added by thermostat steps so far.
-        n_dof: [n_systems] float, degrees of freedom used for the kinetic temperature.
-        step: number of steps taken.
-    """
-
-    positions: Tensor
-    momenta: Tensor
-    masses: Tensor
-    numbers: Tensor
-    cell: Tensor
-    pbc: Tensor
-    batch: Tensor
-    forces: Tensor
-    energy: Tensor
-    thermostat_work: Tensor
-    n_dof: Tensor
-    step: int = 0
-
-    @property
-    def n_systems(self) -> int:
-        return int(self.cell.shape[0])
-
-    @property
-    def n_atoms(self) -> int:
-        return int(self.positions.shape[0])
-
-    def clone(self) -> "MDState":
-        """A deep copy (tensors cloned)."""
-        return replace(self, **{f.name: getattr(self, f.name).clone() for f in fields(self) if f.name != "step"})
-
-    def tensors(self) -> dict[str, Tensor]:
-        """The state as a dict of tensors (for checkpoints), ``step`` excluded."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "step"}
+# --- the pieces (pure: new tensors, inputs untouched) -----------------------------------------------
 
 
-# --- reductions -----------------------------------------------------------------------------
+def kick(momenta: Tensor, forces: Tensor, h: float | Tensor) -> Tensor:
+    """B(h): p + h·F. Any shapes that broadcast; ``h`` in the time unit of p/F."""
+    return _axpy(momenta, forces, h)
 
 
-def _per_system(values: Tensor, batch: Tensor, n_systems: int) -> Tensor:
-    """Sum per-atom ``values`` [n] into [n_systems]."""
-    if n_systems == 1:
-        return values.sum().reshape(1)
-    return torch.zeros(n_systems, dtype=values.dtype, device=values.device).index_add_(0, batch, values)
+def drift(positions: Tensor, velocities: Tensor, h: float | Tensor) -> Tensor:
+    """A(h): x + h·v."""
+    return _axpy(positions, velocities, h)
 
 
-def kinetic_energy(state: MDState) -> Tensor:
-    """Kinetic energy per system, [n_systems] eV."""
-    per_atom = state.momenta.square().sum(dim=1) / state.masses
-    return 0.5 * _per_system(per_atom, state.batch, state.n_systems)
+def _axpy(y: Tensor, x: Tensor, h: float | Tensor) -> Tensor:
+    """y + h·x, as one operation for a number h (the eager step); a 0-d tensor h (a compiled step)
+    cannot be ``alpha``, and the compiler fuses the two operations anyway."""
+    if isinstance(h, Tensor):
+        return y + h * x
+    return torch.add(y, x, alpha=h)
 
 
-def temperature(state: MDState, kinetic: Tensor | None = None) -> Tensor:
-    """Kinetic temperature per system, [n_systems] K: 2K/(N_dof k_B), with ``state.n_dof``."""
-    if kinetic is None:
-        kinetic = kinetic_energy(state)
-    return torch.where(state.n_dof > 0, 2.0 * kinetic / (state.n_dof.clamp(min=1) * KB_EV_PER_K), 0.0 * kinetic)
-
-
-def health_measures(
-    positions: Tensor,
-    momenta: Tensor,
-    forces: Tensor,
-    energy: Tensor,
-    inverse_masses: Tensor,
-    inverse_dof_kB: Tensor,
-    batch: Tensor,
-) -> Tensor:
-    """What the engine checks after every step, in one tensor (so that one host sync reads it).
+def kick_drift_kick(state, force_fn: Callable, h: float | Tensor, drift_stage: Callable):
+    """The one velocity-Verlet step: B(h/2), ``drift_stage``, F, B(h/2).
 
     Args:
-        positions: [n, 3] Å (checked for being finite: a model evaluated on a reused neighbour
-            list can return a finite energy for a NaN atom, whose edges all fail the cutoff test).
-        momenta: [n, 3] amu·Å/(ASE time).
-        forces: [n, 3] eV/Å.
-        energy: [n_systems] eV.
-        inverse_masses: [n] 1/amu.
-        inverse_dof_kB: [n_systems] 1/(N_dof k_B), 1/eV·K (0 for a system with no degrees of freedom).
-        batch: [n] int64 system index.
+        state: any state with ``positions``, ``momenta``, ``forces`` and ``evolve(**changes)``
+            (an :class:`MDState`, or the Hamiltonian layer's phase-space point).
+        force_fn: ``state -> state`` with ``forces`` at its positions (may also set the energy).
+        h: the time step (a number, or a 0-d tensor in a compiled step).
+        drift_stage: ``(state, h) -> state``: the A(h) stage, or any composition that stands
+            for it (BAOAB's A(h/2) O(h) A(h/2)).
 
     Returns:
-        [4]: max_i |F_i|² (eV²/Å²), max over systems of the kinetic temperature (K), Σ energy (eV),
-        max |R| (Å; NaN or infinite when any position is).
+        The new state; ``state`` is untouched.
     """
-    twice_kinetic = _per_system(momenta.square().sum(dim=1) * inverse_masses, batch, inverse_dof_kB.shape[0])
-    return torch.stack(
-        (
-            forces.square().sum(dim=1).max(),
-            (twice_kinetic * inverse_dof_kB).max(),
-            energy.sum(),
-            positions.abs().max(),
-        )
-    )
+    half = 0.5 * h
+    state = state.evolve(momenta=kick(state.momenta, state.forces, half))
+    state = force_fn(drift_stage(state, h))
+    return state.evolve(momenta=kick(state.momenta, state.forces, half))
 
 
-# --- splitting pieces (in place) ------------------------------------------------------------
+def free_flight(state: MDState, h: float | Tensor, inverse_masses: Tensor) -> MDState:
+    """A(h) for atoms: x ← x + h·p/m; ``inverse_masses`` [n, 1] 1/amu."""
+    return state.evolve(positions=drift(state.positions, state.momenta * inverse_masses, h))
 
 
-def kick(state: MDState, h: float) -> None:
-    """B(h): p ← p + h·F."""
-    state.momenta.add_(state.forces, alpha=h)
-
-
-def drift(state: MDState, h: float, inverse_masses: Tensor) -> None:
-    """A(h): x ← x + h·p/m. ``inverse_masses`` is [n, 1]."""
-    state.positions.addcmul_(state.momenta, inverse_masses, value=h)
-
-
-def ornstein_uhlenbeck(
-    state: MDState, c1: float, noise_scale: Tensor, generator: torch.Generator
-) -> None:
+def ornstein_uhlenbeck(state: MDState, c1: float, noise_scale: Tensor, generator: torch.Generator | None) -> MDState:
     """O: p ← c₁p + √(1−c₁²)·√(m k_B T)·ξ; the kinetic energy change is added to the thermostat work.
 
     Args:
         c1: exp(−γh).
         noise_scale: [n, 1] √((1 − c₁²) m k_B T).
     """
-    before = kinetic_energy(state)
-    noise = torch.randn(state.momenta.shape, dtype=state.momenta.dtype, device=state.momenta.device, generator=generator)
-    state.momenta.mul_(c1).addcmul_(noise, noise_scale)
-    state.thermostat_work.add_(kinetic_energy(state) - before)
+    p = state.momenta
+    noise = torch.randn(p.shape, dtype=p.dtype, device=p.device, generator=generator)
+    new = state.evolve(momenta=c1 * p + noise * noise_scale)
+    work = state.thermostat_work + (kinetic_energy(new) - kinetic_energy(state))
+    return new.evolve(thermostat_work=work)
 
 
-def rescale_velocities(
-    state: MDState, c: float, kT: float, generator: torch.Generator
-) -> None:
+def rescale_velocities(state: MDState, c: float, kT: float, generator: torch.Generator | None) -> MDState:
     """R: Bussi–Donadio–Parrinello stochastic velocity rescaling (J. Chem. Phys. 126, 014101 (2007)).
 
     The kinetic energy K of each system is moved by the exact solution, over the time h with
@@ -228,28 +164,82 @@ def rescale_velocities(
     )
     moving = (kinetic > 0) & (n_dof > 0)
     alpha = torch.where(moving, torch.sqrt(new.clamp(min=0.0) / kinetic.clamp(min=1e-300)), torch.ones_like(kinetic))
-    if state.n_systems == 1:
-        state.momenta.mul_(alpha)
-    else:
-        state.momenta.mul_(alpha[state.batch][:, None])
-    state.thermostat_work.add_(torch.where(moving, new - kinetic, torch.zeros_like(kinetic)))
+    scale = alpha if state.n_systems == 1 else alpha[state.batch][:, None]
+    work = state.thermostat_work + torch.where(moving, new - kinetic, torch.zeros_like(kinetic))
+    return state.evolve(momenta=state.momenta * scale, thermostat_work=work)
 
 
-# --- integrators ----------------------------------------------------------------------------
+# --- parameters and schemes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerletParams:
+    """Velocity Verlet: ``dt`` (ASE time; a 0-d tensor in a compiled step) and ``inverse_masses`` [n, 1] 1/amu."""
+
+    dt: float | Tensor
+    inverse_masses: Tensor
+
+
+@dataclass(frozen=True)
+class LangevinParams(VerletParams):
+    """BAOAB: ``c1`` = exp(−γ dt), ``noise_scale`` [n, 1] √((1 − c₁²) m k_B T), the noise ``generator``."""
+
+    c1: float = 1.0
+    noise_scale: Tensor | None = None
+    generator: torch.Generator | None = None
+
+
+@dataclass(frozen=True)
+class BussiParams(VerletParams):
+    """Bussi: ``c_half`` = exp(−dt/(2τ)), ``kT`` (eV), the noise ``generator``."""
+
+    c_half: float = 1.0
+    kT: float = 0.0
+    generator: torch.Generator | None = None
+
+
+def velocity_verlet(state: MDState, force_fn: ForceFunction, params: VerletParams) -> MDState:
+    """Velocity Verlet, B(dt/2) A(dt) F B(dt/2): symplectic, time reversible, K + U conserved to O(dt²)."""
+    return kick_drift_kick(state, force_fn, params.dt, lambda s, h: free_flight(s, h, params.inverse_masses))
+
+
+def langevin_baoab(state: MDState, force_fn: ForceFunction, params: LangevinParams) -> MDState:
+    """Langevin BAOAB: the kick–drift–kick whose drift is A(dt/2) O(dt) A(dt/2)."""
+
+    def drift_thermalise_drift(s: MDState, h) -> MDState:
+        s = free_flight(s, 0.5 * h, params.inverse_masses)
+        s = ornstein_uhlenbeck(s, params.c1, params.noise_scale, params.generator)
+        return free_flight(s, 0.5 * h, params.inverse_masses)
+
+    return kick_drift_kick(state, force_fn, params.dt, drift_thermalise_drift)
+
+
+def bussi(state: MDState, force_fn: ForceFunction, params: BussiParams) -> MDState:
+    """Bussi: R(dt/2), velocity Verlet, R(dt/2)."""
+    state = rescale_velocities(state, params.c_half, params.kT, params.generator)
+    state = velocity_verlet(state, force_fn, params)
+    return rescale_velocities(state, params.c_half, params.kT, params.generator)
+
+
+# --- the integrators' settings, for the engine ----------------------------------------------------
 
 
 class Integrator:
-    """Base class: one step of ``timestep_fs``; subclasses compose the splitting pieces.
+    """A scheme's settings: its pure step, its parameters for a state, its conserved quantity.
 
     Attributes:
-        ensemble: "nve", "langevin" or "bussi".
+        ensemble: "nve", "langevin", "bussi" or "npt".
         timestep_fs: the time step, fs. ``dt`` is the same in ASE time units.
         conserves_momentum: whether total momentum is a constant of motion (sets N_dof).
+        stochastic: whether the step draws random numbers (a compiled step is only built for those that do not).
+        step_function: ``step(state, force_fn, params) -> state``.
+        params: the parameters of the last :meth:`prepare`.
     """
 
     ensemble = "nve"
     conserves_momentum = True
     stochastic = False
+    step_function: Callable = staticmethod(velocity_verlet)
 
     def __init__(self, timestep_fs: float):
         timestep_fs = float(timestep_fs)
@@ -257,14 +247,24 @@ class Integrator:
             raise ValueError(f"timestep_fs must be a positive finite number, got {timestep_fs}")
         self.timestep_fs = timestep_fs
         self.dt = timestep_fs * FS
-        self._inverse_masses: Tensor | None = None
+        self.params = None
 
-    def prepare(self, state: MDState) -> None:
-        """Precompute per-atom constants (1/m, noise scales) for ``state``; call again if masses change."""
-        self._inverse_masses = (1.0 / state.masses)[:, None]
+    def init_state(self, state: MDState) -> MDState:
+        """The state this scheme steps, from the engine's initial one (a subclass with extra fields, if any)."""
+        return state
 
-    def step(self, state: MDState, compute_forces: ForceFunction, generator: torch.Generator | None = None) -> None:
-        raise NotImplementedError
+    def force_provider(self, potential, state: MDState, systems, skin: float):
+        """The force provider this scheme needs, or None for the engine's default (forces and energy)."""
+        return None
+
+    def prepare(self, state: MDState, generator: torch.Generator | None = None):
+        """Build (and keep as ``params``) the parameters for ``state``; call again if masses change."""
+        self.params = VerletParams(self.dt, (1.0 / state.masses)[:, None])
+        return self.params
+
+    def step(self, state: MDState, force_fn: ForceFunction) -> MDState:
+        """``step_function(state, force_fn, params)`` with the prepared parameters."""
+        return self.step_function(state, force_fn, self.params)
 
     def conserved(self, state: MDState, kinetic: Tensor | None = None) -> Tensor:
         """The conserved quantity per system, [n_systems] eV: K + U − W."""
@@ -281,49 +281,6 @@ class VelocityVerlet(Integrator):
     """Velocity Verlet, B(dt/2) A(dt) F B(dt/2): symplectic and time reversible; conserves K + U up to O(dt²)."""
 
     ensemble = "nve"
-
-    def step(self, state: MDState, compute_forces: ForceFunction, generator: torch.Generator | None = None) -> None:
-        half = 0.5 * self.dt
-        kick(state, half)
-        drift(state, self.dt, self._inverse_masses)
-        compute_forces(state)
-        kick(state, half)
-        state.step += 1
-
-
-def velocity_verlet_step(
-    positions: Tensor,
-    momenta: Tensor,
-    forces: Tensor,
-    inverse_masses: Tensor,
-    dt: float | Tensor,
-    energy_and_forces: Callable[..., tuple[Tensor, Tensor]],
-    potential: torch.nn.Module,
-    *arguments,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """:meth:`VelocityVerlet.step` as a pure function of tensors, for ``torch.compile``.
-
-    The same pieces, B(dt/2) A(dt) F B(dt/2), equal to round-off, on new tensors (the inputs are
-    untouched), with the forces from ``energy_and_forces(potential, positions, *arguments) ->
-    (energy [S], forces [n, 3])``, a plain function (a
-    :class:`~mlpot.models.potential.FixedTopology`'s), so that the whole step compiles into one graph.
-
-    Args:
-        positions: [n, 3] Å.
-        momenta: [n, 3] amu·Å/(ASE time).
-        forces: [n, 3] eV/Å, at ``positions``.
-        inverse_masses: [n, 1] 1/amu.
-        dt: time step, ASE time units: a number, or a 0-d tensor so that a compiled step serves
-            every time step (``torch.compile`` specialises on the value of a number).
-
-    Returns:
-        The new positions [n, 3], momenta [n, 3], forces [n, 3] and energy [S] (eV).
-    """
-    half = 0.5 * dt
-    momenta = momenta + half * forces
-    positions = positions + dt * momenta * inverse_masses
-    energy, forces = energy_and_forces(potential, positions, *arguments)
-    return positions, momenta + half * forces, forces, energy
 
 
 class _Thermostat(Integrator):
@@ -357,21 +314,13 @@ class LangevinBAOAB(_Thermostat):
 
     ensemble = "langevin"
     conserves_momentum = False
+    step_function = staticmethod(langevin_baoab)
 
-    def prepare(self, state: MDState) -> None:
-        super().prepare(state)
-        self.c1 = math.exp(-self.friction_per_fs * self.timestep_fs)
-        self._noise_scale = torch.sqrt((1.0 - self.c1**2) * self.kT * state.masses)[:, None]
-
-    def step(self, state: MDState, compute_forces: ForceFunction, generator: torch.Generator | None = None) -> None:
-        half = 0.5 * self.dt
-        kick(state, half)
-        drift(state, half, self._inverse_masses)
-        ornstein_uhlenbeck(state, self.c1, self._noise_scale, generator)
-        drift(state, half, self._inverse_masses)
-        compute_forces(state)
-        kick(state, half)
-        state.step += 1
+    def prepare(self, state: MDState, generator: torch.Generator | None = None) -> LangevinParams:
+        c1 = math.exp(-self.friction_per_fs * self.timestep_fs)
+        noise_scale = torch.sqrt((1.0 - c1**2) * self.kT * state.masses)[:, None]
+        self.params = LangevinParams(self.dt, (1.0 / state.masses)[:, None], c1, noise_scale, generator)
+        return self.params
 
 
 class BussiThermostat(_Thermostat):
@@ -383,20 +332,27 @@ class BussiThermostat(_Thermostat):
 
     ensemble = "bussi"
     conserves_momentum = True
+    step_function = staticmethod(bussi)
 
-    def prepare(self, state: MDState) -> None:
-        super().prepare(state)
-        self.c_half = math.exp(-0.5 * self.timestep_fs * self.friction_per_fs)
+    def prepare(self, state: MDState, generator: torch.Generator | None = None) -> BussiParams:
+        c_half = math.exp(-0.5 * self.timestep_fs * self.friction_per_fs)
+        self.params = BussiParams(self.dt, (1.0 / state.masses)[:, None], c_half, self.kT, generator)
+        return self.params
 
-    def step(self, state: MDState, compute_forces: ForceFunction, generator: torch.Generator | None = None) -> None:
-        half = 0.5 * self.dt
-        rescale_velocities(state, self.c_half, self.kT, generator)
-        kick(state, half)
-        drift(state, self.dt, self._inverse_masses)
-        compute_forces(state)
-        kick(state, half)
-        rescale_velocities(state, self.c_half, self.kT, generator)
-        state.step += 1
+
+#: Integrators by ensemble name (lower case): ``(factory, takes_options)``, where
+#: ``factory(timestep_fs, temperature_K, friction_per_fs, **options) -> Integrator``.
+_REGISTRY: dict[str, tuple[Callable[..., Integrator], bool]] = {}
+
+
+def register_integrator(name: str, factory: Callable[..., Integrator], aliases=(), takes_options: bool = True) -> None:
+    """Make ``ensemble=name`` (and its ``aliases``) build ``factory(timestep_fs, temperature_K,
+    friction_per_fs, **options)`` in :func:`make_integrator`, ``simulate``, ``Simulation`` and
+    checkpoint restore. ``options`` are the scheme's own settings (the keys of its ``config()``
+    beyond ensemble, timestep_fs, temperature_K and friction_per_fs); a factory that
+    ``takes_options=False`` refuses them."""
+    for key in (name, *aliases):
+        _REGISTRY[str(key).lower()] = (factory, takes_options)
 
 
 def make_integrator(
@@ -404,24 +360,81 @@ def make_integrator(
     timestep_fs: float,
     temperature_K: float | None = None,
     friction_per_fs: float | None = None,
-    **npt_options,
+    **options,
 ) -> Integrator:
-    """Return the integrator for ``ensemble`` ("nve", "langevin", "bussi" or "npt").
+    """Return the integrator for ``ensemble`` ("nve", "langevin", "bussi", "npt" or a registered name).
 
-    ``npt_options`` (pressure_GPa, barostat_time_fs, compressibility_per_GPa, thermostat, anisotropic) go to
-    :class:`mlpot.dynamics.barostat.StochasticCellRescaling` and are refused for the other ensembles.
+    ``options`` are a scheme's own settings: for "npt" (pressure_GPa, barostat_time_fs, compressibility_per_GPa,
+    thermostat, anisotropic) they go to :class:`mlpot.dynamics.barostat.StochasticCellRescaling`; the other
+    built-in ensembles refuse them.
     """
-    name = str(ensemble).lower()
-    if name == "npt":
-        from mlpot.dynamics.barostat import StochasticCellRescaling
+    entry = _REGISTRY.get(str(ensemble).lower())
+    if entry is None:
+        raise ValueError(f"unknown ensemble {ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+    factory, takes_options = entry
+    if options and not takes_options:
+        raise ValueError(f"{', '.join(sorted(options))} only apply to ensemble 'npt', not {ensemble!r}")
+    return factory(timestep_fs, temperature_K, friction_per_fs, **options)
 
-        return StochasticCellRescaling(timestep_fs, temperature_K, friction_per_fs, **npt_options)
-    if npt_options:
-        raise ValueError(f"{', '.join(sorted(npt_options))} only apply to ensemble 'npt', not {ensemble!r}")
-    if name == "nve":
-        return VelocityVerlet(timestep_fs)
-    if name in ("langevin", "nvt", "baoab"):
-        return LangevinBAOAB(timestep_fs, temperature_K, friction_per_fs)
-    if name in ("bussi", "csvr"):
-        return BussiThermostat(timestep_fs, temperature_K, friction_per_fs)
-    raise ValueError(f"unknown ensemble {ensemble!r}; choose one of {', '.join(ENSEMBLES)}")
+
+def integrator_from_config(config: dict) -> Integrator:
+    """The integrator whose ``config()`` is ``config`` (as a checkpoint stores it)."""
+    standard = ("ensemble", "timestep_fs", "temperature_K", "friction_per_fs")
+    options = {k: v for k, v in config.items() if k not in standard}
+    return make_integrator(
+        config["ensemble"], config["timestep_fs"], config.get("temperature_K"), config.get("friction_per_fs"), **options
+    )
+
+
+register_integrator("nve", lambda timestep_fs, *_: VelocityVerlet(timestep_fs), takes_options=False)
+register_integrator("langevin", LangevinBAOAB, aliases=("nvt", "baoab"), takes_options=False)
+register_integrator("bussi", BussiThermostat, aliases=("csvr",), takes_options=False)
+# "npt" is registered by mlpot.dynamics.barostat, which builds on this module (and which the package imports).
+
+
+def velocity_verlet_step(positions, momenta, forces, inverse_masses, dt, energy_and_forces, potential, *arguments):
+    """Deprecated: velocity Verlet over bare tensors; use :func:`velocity_verlet` on an :class:`MDState`.
+
+    Returns the new positions [n, 3], momenta [n, 3], forces [n, 3] and energy [S] (the inputs untouched),
+    with the forces from ``energy_and_forces(potential, positions, *arguments) -> (energy, forces)``.
+    """
+    import warnings
+
+    warnings.warn(
+        "velocity_verlet_step is deprecated; use mlpot.dynamics.integrators.velocity_verlet(state, force_fn, params)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+
+    @dataclass
+    class Phase(Evolving):
+        positions: Tensor
+        momenta: Tensor
+        forces: Tensor
+        energy: Tensor | None = None
+
+    def force_fn(point: Phase) -> Phase:
+        energy, new_forces = energy_and_forces(potential, point.positions, *arguments)
+        return point.evolve(energy=energy, forces=new_forces)
+
+    def drift_stage(point: Phase, h) -> Phase:
+        return point.evolve(positions=drift(point.positions, point.momenta * inverse_masses, h))
+
+    new = kick_drift_kick(Phase(positions, momenta, forces), force_fn, dt, drift_stage)
+    return new.positions, new.momenta, new.forces, new.energy
+
+
+def __getattr__(name: str):
+    # Old home of the engine's health reduction (now mlpot.dynamics.health).
+    if name == "health_measures":
+        import warnings
+
+        from mlpot.dynamics.health import health_measures
+
+        warnings.warn(
+            "mlpot.dynamics.integrators.health_measures moved to mlpot.dynamics.health.health_measures",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return health_measures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mlpot.dynamics.state import per_system
 from mlpot.units import KB_EV_PER_K
 
 __all__ = [
@@ -34,22 +35,19 @@ __all__ = [
 LINEAR_TOLERANCE = 1e-8
 
 
-def _per_system(values: Tensor, batch: Tensor, n_systems: int) -> Tensor:
-    return values.new_zeros((n_systems, *values.shape[1:])).index_add_(0, batch, values)
-
-
 def _centred(positions: Tensor, masses: Tensor, batch: Tensor, n_systems: int) -> Tensor:
     """Positions relative to each system's centre of mass, [n, 3] Å."""
-    total_m = _per_system(masses, batch, n_systems)
-    centre = _per_system(masses[:, None] * positions, batch, n_systems) / total_m[:, None]
+    total_m = per_system(masses, batch, n_systems)
+    centre = per_system(masses[:, None] * positions, batch, n_systems) / total_m[:, None]
     return positions - centre.index_select(0, batch)
 
 
 def _inertia(relative: Tensor, masses: Tensor, batch: Tensor, n_systems: int) -> Tensor:
     """Inertia tensors about the centres of mass, [S, 3, 3] amu·Å²: Σ m (|r|² 1 − r rᵀ)."""
     eye = torch.eye(3, dtype=relative.dtype, device=relative.device)
-    per_atom = masses[:, None, None] * (relative.square().sum(dim=1)[:, None, None] * eye - relative[:, :, None] * relative[:, None, :])
-    return _per_system(per_atom, batch, n_systems)
+    outer = relative[:, :, None] * relative[:, None, :]
+    per_atom = masses[:, None, None] * (relative.square().sum(dim=1)[:, None, None] * eye - outer)
+    return per_system(per_atom, batch, n_systems)
 
 
 def rigid_rotations(positions: Tensor, masses: Tensor, batch: Tensor, n_systems: int, pbc: Tensor) -> Tensor:
@@ -69,11 +67,13 @@ def rigid_rotations(positions: Tensor, masses: Tensor, batch: Tensor, n_systems:
     return torch.where(pbc.any(dim=1), torch.zeros_like(rotations), rotations)
 
 
-def net_motion(positions: Tensor, momenta: Tensor, masses: Tensor, batch: Tensor, n_systems: int) -> tuple[Tensor, Tensor]:
+def net_motion(
+    positions: Tensor, momenta: Tensor, masses: Tensor, batch: Tensor, n_systems: int
+) -> tuple[Tensor, Tensor]:
     """Total momentum P [S, 3] (amu·Å/ASE time) and angular momentum L about the centre of mass [S, 3] per system."""
     relative = _centred(positions, masses, batch, n_systems)
-    total = _per_system(momenta, batch, n_systems)
-    angular = _per_system(torch.linalg.cross(relative, momenta), batch, n_systems)
+    total = per_system(momenta, batch, n_systems)
+    angular = per_system(torch.linalg.cross(relative, momenta), batch, n_systems)
     return total, angular
 
 
@@ -91,13 +91,13 @@ def remove_net_motion(
     Returns:
         New momenta [n, 3]; the input is not modified.
     """
-    total_m = _per_system(masses, batch, n_systems)
-    total_p = _per_system(momenta, batch, n_systems)
+    total_m = per_system(masses, batch, n_systems)
+    total_p = per_system(momenta, batch, n_systems)
     momenta = momenta - masses[:, None] * (total_p / total_m[:, None]).index_select(0, batch)
     if not bool((rotations > 0).any()):
         return momenta
     relative = _centred(positions, masses, batch, n_systems)
-    angular = _per_system(torch.linalg.cross(relative, momenta), batch, n_systems)
+    angular = per_system(torch.linalg.cross(relative, momenta), batch, n_systems)
     inertia = _inertia(relative, masses, batch, n_systems)
     omega = (torch.linalg.pinv(inertia, rtol=LINEAR_TOLERANCE, hermitian=True) @ angular[:, :, None])[:, :, 0]
     omega = torch.where((rotations > 0)[:, None], omega, torch.zeros_like(omega))
@@ -142,6 +142,6 @@ def maxwell_boltzmann_momenta(
     kT = KB_EV_PER_K * temperature_K
     noise = torch.randn(masses.shape[0], 3, dtype=masses.dtype, device=masses.device, generator=generator)
     momenta = noise * torch.sqrt(masses * kT)[:, None]
-    total_p = torch.zeros(n_systems, 3, dtype=masses.dtype, device=masses.device).index_add_(0, batch, momenta)
-    total_m = torch.zeros(n_systems, dtype=masses.dtype, device=masses.device).index_add_(0, batch, masses)
+    total_p = per_system(momenta, batch, n_systems)
+    total_m = per_system(masses, batch, n_systems)
     return momenta - masses[:, None] * (total_p / total_m[:, None])[batch]

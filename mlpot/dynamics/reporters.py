@@ -261,7 +261,9 @@ class ProgressBar(Reporter):
         self.bar = None
 
     def start(self, sim) -> None:
-        self.bar = progress(total=self.total_steps, desc=self.desc, unit="step", stream=self.stream, initial=sim.state.step)
+        self.bar = progress(
+            total=self.total_steps, desc=self.desc, unit="step", stream=self.stream, initial=sim.state.step
+        )
         self._last = sim.state.step
 
     def _temperature(self, sim) -> str:

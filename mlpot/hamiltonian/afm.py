@@ -48,8 +48,18 @@ from mlpot.hamiltonian.port import PortHamiltonianNN
 from mlpot.hamiltonian.state import check_state, split_state
 from mlpot.hamiltonian.systems import System, TrajectoryData
 
-__all__ = ["Cantilever", "CantileverNN", "cantilever_data", "fit_cantilever", "project_linear_parameters", "equilibrium", "quality_factor", "frequency_shift",
-           "resonance_curve", "natural_frequency"]
+__all__ = [
+    "Cantilever",
+    "CantileverNN",
+    "cantilever_data",
+    "fit_cantilever",
+    "project_linear_parameters",
+    "equilibrium",
+    "quality_factor",
+    "frequency_shift",
+    "resonance_curve",
+    "natural_frequency",
+]
 
 _DTYPE = torch.float64
 

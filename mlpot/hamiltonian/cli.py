@@ -45,7 +45,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dictionary", default="poly3", help="koopman: EDMD dictionary (linear, polyN, rbfM)")
     p.add_argument("--dt", type=float, default=None, help="sampling interval if DATA.npz has no 'dt'")
     p.add_argument("--quick", action="store_true", help="small networks, few epochs (seconds)")
-    p.add_argument("--out", default="runs/hnn", help="output directory for SYSTEM.png and SYSTEM.json (default runs/hnn)")
+    p.add_argument(
+        "--out", default="runs/hnn", help="output directory for SYSTEM.png and SYSTEM.json (default runs/hnn)"
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the number of training epochs")
     p.add_argument("--horizon", type=float, default=None, help="length of the long rollouts (time units)")
     p.add_argument("--seed", type=int, default=0)

@@ -122,7 +122,8 @@ def build_library(library, dim: int) -> list[Term]:
                 terms.append(Term(f"cos({names[i]})", lambda q, p, i=i: torch.cos(q[:, i])))
                 terms.append(Term(f"sin({names[i]})", lambda q, p, i=i: torch.sin(q[:, i])))
         else:
-            raise ValueError(f"unknown library item {item!r}: use 'polyN', 'trig', '1/r', a Term or a (name, func) pair")
+            raise ValueError(
+                f"unknown library item {item!r}: use 'polyN', 'trig', '1/r', a Term or a (name, func) pair")
     unique = {}
     for term in terms:
         unique.setdefault(term.name, term)

@@ -85,7 +85,8 @@ def settings_for(system: str, quick: bool = False, seed: int = 0, epochs: int | 
     10 test trajectories. ``epochs`` and ``horizon`` (the long-rollout time) override.
     """
     if system not in CONSERVATIVE_SYSTEMS + ("duffing", "driven-duffing"):
-        raise ValueError(f"unknown benchmark system {system!r}; choose from {CONSERVATIVE_SYSTEMS + ('duffing', 'driven-duffing')}")
+        choices = CONSERVATIVE_SYSTEMS + ("duffing", "driven-duffing")
+        raise ValueError(f"unknown benchmark system {system!r}; choose from {choices}")
     s = RunSettings(system=system, n_trajectories=50, n_train=25, seed=seed)
     if system == "two-body":
         s.n_trajectories, s.n_train, s.dt, s.long_horizon = 100, 50, 0.02, 60.0
@@ -146,7 +147,8 @@ def _steps(horizon: float, dt: float) -> int:
 
 
 def _prepare(name: str, settings: RunSettings | None, quick: bool, log):
-    """Settings, logger, system, its data with the train/test split, and the rollout start states [n_rollouts, 2·dim]."""
+    """Settings, logger, system, its data with the train/test split, and the rollout start states
+    [n_rollouts, 2·dim]."""
     s = settings or settings_for(name, quick)
     system = get_system(name)
     data = system.generate(s.n_trajectories, seed=s.seed)
@@ -341,7 +343,9 @@ def _plot_conservative(system, s: RunSettings, paths: dict, truth: torch.Tensor,
             energy = system.hamiltonian(paths[label][key][:, 0])
             ax.plot(t[: energy.shape[0]], energy, color=_COLORS[label], lw=1.0, label=label)
         ax.set(xlabel="t", ylabel="true energy H(ẑ(t))", title=f"energy along the rollout, {title}")
-        finite = [float(system.hamiltonian(paths[lb][key][:, 0]).abs().nan_to_num(0).max()) for lb in ("baseline", "hnn")]
+        finite = [
+            float(system.hamiltonian(paths[lb][key][:, 0]).abs().nan_to_num(0).max()) for lb in ("baseline", "hnn")
+        ]
         top = max(2.0 * abs(energy0), min(max(finite), 10 * abs(energy0)))
         if system.name != "two-body":
             ax.set_ylim(0, top)

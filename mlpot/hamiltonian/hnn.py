@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mlpot.hamiltonian.state import check_dim, check_state, split_state, symplectic_gradient
+from mlpot.hamiltonian.state import broadcast_input, check_dim, check_state, split_state, symplectic_gradient
 
 __all__ = ["HNN", "NeuralODEBaseline", "mlp", "mlp_input_gradient", "hamiltonian_gradient"]
 
@@ -264,8 +264,6 @@ class NeuralODEBaseline(nn.Module):
             if u is not None:
                 raise ValueError("this baseline has no input port (input_dim=0) but u was given")
             return self.net(z)
-        from mlpot.hamiltonian.port import broadcast_input
-
         return self.net(torch.cat([z, broadcast_input(u, z, self.input_dim)], dim=-1))
 
     def forward(self, z: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:

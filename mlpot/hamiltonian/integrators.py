@@ -39,7 +39,9 @@ explicit. Leapfrog is then kick–drift–kick::
     p ← p − (h/2) ∂H/∂q(q)      # half kick (its gradient is reused by the next step)
 
 which, with ∂H/∂q = −F(q) and ∂H/∂p = p/m, is exactly velocity Verlet: :func:`leapfrog_step`
-is that step over generic gradient callables, usable by an MD engine as well. For a
+is that step over generic gradient callables, and it *is* the MD engine's step
+(:func:`mlpot.dynamics.integrators.kick_drift_kick` on a :class:`PhasePoint`). What the first
+argument may be is sorted out by :mod:`mlpot.hamiltonian.vector_fields`. For a
 non-separable H (e.g. a general HNN) pass ``separable=False``: leapfrog becomes the implicit
 generalised Störmer–Verlet scheme and symplectic Euler its implicit form, both symplectic for
 any H; :func:`implicit_midpoint` is symplectic for any H as well. :func:`rk4` is the
@@ -60,11 +62,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from mlpot.dynamics.integrators import drift, kick_drift_kick
+from mlpot.dynamics.state import Evolving
 from mlpot.hamiltonian.state import check_state, split_state
+from mlpot.hamiltonian.vector_fields import Dynamics, as_dynamics
 
 __all__ = [
     "rk4",
@@ -75,109 +81,10 @@ __all__ = [
     "rk4_step",
     "as_dynamics",
     "Dynamics",
+    "PhasePoint",
 ]
 
 _CHECK_EVERY = 64  # steps between checks for an all-NaN batch
-
-
-class Dynamics:
-    """Uniform access to ż, ∂H/∂q and ∂H/∂p, whatever form the caller passed.
-
-    Build it with :func:`as_dynamics`. ``kind`` is ``"vector_field"``, ``"hamiltonian"`` or
-    ``"gradients"``.
-    """
-
-    def __init__(self, kind: str, func, time_dependent: bool = False):
-        self.kind = kind
-        self.func = func
-        self.time_dependent = time_dependent
-
-    def _call(self, f, *args, t: float):
-        return f(*args, t) if self.time_dependent else f(*args)
-
-    def _grad_h(self, z: torch.Tensor, t: float) -> torch.Tensor:
-        # The rollout turns grad mode off unless the caller differentiates through it (z0 requires
-        # grad or track_grad=True); then the gradient itself must stay differentiable.
-        create_graph = torch.is_grad_enabled()
-        with torch.enable_grad():
-            zz = z if z.requires_grad else z.detach().requires_grad_(True)
-            h = self._call(self.func, zz, t=t)
-            (grad,) = torch.autograd.grad(h.sum(), zz, create_graph=create_graph)
-        return grad
-
-    def field(self, z: torch.Tensor, t: float = 0.0) -> torch.Tensor:
-        """ż at states z [batch, 2*dim]."""
-        if self.kind == "vector_field":
-            return self._call(self.func, z, t=t)
-        q, p = split_state(z)
-        dh_dq, dh_dp = self.gradients(q, p, t)
-        return torch.cat([dh_dp, -dh_dq], dim=-1)
-
-    def gradients(self, q: torch.Tensor, p: torch.Tensor, t: float = 0.0):
-        """(∂H/∂q, ∂H/∂p) at (q, p), each [batch, dim]."""
-        if self.kind == "gradients":
-            dh_dq, dh_dp = self.func
-            return self._call(dh_dq, q, p, t=t), self._call(dh_dp, q, p, t=t)
-        z = torch.cat([q, p], dim=-1)
-        if self.kind == "hamiltonian":
-            return split_state(self._grad_h(z, t))
-        zdot_q, zdot_p = split_state(self._call(self.func, z, t=t))
-        return -zdot_p, zdot_q
-
-    def dh_dq(self, q, p, t: float = 0.0) -> torch.Tensor:
-        if self.kind == "gradients":
-            return self._call(self.func[0], q, p, t=t)
-        return self.gradients(q, p, t)[0]
-
-    def dh_dp(self, q, p, t: float = 0.0) -> torch.Tensor:
-        if self.kind == "gradients":
-            return self._call(self.func[1], q, p, t=t)
-        return self.gradients(q, p, t)[1]
-
-
-def as_dynamics(source, z0: torch.Tensor, kind: str | None = None, time_dependent: bool = False,
-                t0: float = 0.0) -> Dynamics:
-    """Classify ``source`` (vector field, Hamiltonian, model or gradient pair); see the module doc."""
-    if kind not in (None, "vector_field", "hamiltonian", "gradients"):
-        raise ValueError(f"kind must be None, 'vector_field', 'hamiltonian' or 'gradients', got {kind!r}")
-    if isinstance(source, (tuple, list)):
-        if len(source) != 2 or not all(callable(g) for g in source):
-            raise ValueError("a gradient pair must be two callables (dH_dq(q, p), dH_dp(q, p))")
-        return Dynamics("gradients", tuple(source), time_dependent)
-    if kind == "gradients":
-        raise ValueError("kind='gradients' needs a pair of callables (dH_dq, dH_dp)")
-    if hasattr(source, "vector_field") and callable(source.vector_field):  # a model
-        if time_dependent:
-            raise ValueError(
-                "time_dependent=True needs a plain callable f(z, t); wrap the model, e.g. "
-                "lambda z, t: model.vector_field(z, u=drive(t))"
-            )
-        if kind is None and getattr(source, "separable", False) and hasattr(source, "separable_gradients"):
-            return Dynamics("gradients", source.separable_gradients(), time_dependent)  # separable HNN
-        if kind == "hamiltonian":
-            return Dynamics("hamiltonian", source.hamiltonian, time_dependent)
-        return Dynamics("vector_field", source.vector_field, time_dependent)
-    if not callable(source):
-        raise ValueError(
-            f"expected a vector field, a Hamiltonian, a model with .vector_field or a pair "
-            f"(dH_dq, dH_dp); got {type(source).__name__}"
-        )
-    if kind is not None:
-        return Dynamics(kind, source, time_dependent)
-    with torch.no_grad():
-        probe = z0.detach()
-        out = source(probe, t0) if time_dependent else source(probe)
-    if not isinstance(out, torch.Tensor):
-        raise ValueError(f"the dynamics callable returned {type(out).__name__}, not a tensor")
-    if out.shape == z0.shape[:-1]:
-        return Dynamics("hamiltonian", source, time_dependent)
-    if out.shape == z0.shape:
-        return Dynamics("vector_field", source, time_dependent)
-    raise ValueError(
-        f"cannot tell whether the callable is a Hamiltonian or a vector field: for z0 of shape "
-        f"{tuple(z0.shape)} it returned shape {tuple(out.shape)}; a Hamiltonian returns "
-        f"{tuple(z0.shape[:-1])} and a vector field {tuple(z0.shape)}"
-    )
 
 
 def _check_args(z0, dt, steps):
@@ -273,9 +180,28 @@ def rk4_step(field: Callable, z: torch.Tensor, t: float, dt: float) -> torch.Ten
     return z + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
+@dataclass
+class PhasePoint(Evolving):
+    """A point of phase space as :func:`mlpot.dynamics.integrators.kick_drift_kick` steps it.
+
+    Attributes:
+        positions: [..., dim] coordinates q.
+        momenta: [..., dim] conjugate momenta p.
+        forces: [..., dim] −∂H/∂q at (q, p) (the generalised force; for MD, the forces).
+    """
+
+    positions: torch.Tensor
+    momenta: torch.Tensor
+    forces: torch.Tensor
+
+
 def leapfrog_step(q: torch.Tensor, p: torch.Tensor, dt: float, dH_dq: Callable, dH_dp: Callable,
                   dH_dq_now: torch.Tensor | None = None):
     """One kick–drift–kick (velocity Verlet / Störmer–Verlet) step for separable H = T(p) + V(q).
+
+    It is :func:`mlpot.dynamics.integrators.kick_drift_kick`, the MD engine's step, with the
+    generalised force −∂H/∂q as the force and ∂H/∂p as the velocity: for H = p²/2m + V(q) with
+    ``dH_dp = p * (1/m)`` it takes the MD engine's velocity-Verlet steps bit for bit (a test checks it).
 
     Args:
         q: [..., dim] coordinates (positions for MD).
@@ -292,11 +218,23 @@ def leapfrog_step(q: torch.Tensor, p: torch.Tensor, dt: float, dH_dq: Callable, 
     """
     if dH_dq_now is None:
         dH_dq_now = dH_dq(q, p)
-    p_half = torch.add(p, dH_dq_now, alpha=-0.5 * dt)  # half kick
-    q_next = torch.add(q, dH_dp(q, p_half), alpha=dt)  # drift
-    dH_dq_next = dH_dq(q_next, p_half)  # = −F(q_next) for separable H: the next step's first kick
-    p_next = torch.add(p_half, dH_dq_next, alpha=-0.5 * dt)  # half kick
-    return q_next, p_next, dH_dq_next
+    force_fn, drift_stage = _phase_stages(dH_dq, dH_dp)
+    new = kick_drift_kick(PhasePoint(q, p, -dH_dq_now), force_fn, dt, drift_stage)
+    return new.positions, new.momenta, -new.forces
+
+
+def _phase_stages(dH_dq: Callable, dH_dp: Callable) -> tuple[Callable, Callable]:
+    """The force function and drift stage of :func:`mlpot.dynamics.integrators.kick_drift_kick` for a
+    separable H: the generalised force −∂H/∂q and the drift by the velocity ∂H/∂p."""
+
+    def generalised_force(point: PhasePoint) -> PhasePoint:
+        # At the half-step momenta, as the separable form allows: the next step's first kick too.
+        return point.evolve(forces=-dH_dq(point.positions, point.momenta))
+
+    def drift_stage(point: PhasePoint, h) -> PhasePoint:
+        return point.evolve(positions=drift(point.positions, dH_dp(point.positions, point.momenta), h))
+
+    return generalised_force, drift_stage
 
 
 # --- public integrators ----------------------------------------------------------------------
@@ -349,7 +287,8 @@ def leapfrog(vector_field_or_hamiltonian, z0: torch.Tensor, dt: float, steps: in
     dyn = as_dynamics(vector_field_or_hamiltonian, z0, kind, time_dependent, t0)
     h = dt
     if separable:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and (z0.requires_grad if track_grad is None else track_grad)):
+        keep_graph = z0.requires_grad if track_grad is None else track_grad
+        with torch.set_grad_enabled(torch.is_grad_enabled() and keep_graph):
             return _separable_leapfrog(dyn, z0, h, steps, t0)
 
     solver = _Solver("leapfrog", tol, max_iter, z0.dtype)
@@ -368,22 +307,23 @@ def leapfrog(vector_field_or_hamiltonian, z0: torch.Tensor, dt: float, steps: in
 
 
 def _separable_leapfrog(dyn: Dynamics, z0: torch.Tensor, h: float, steps: int, t0: float) -> torch.Tensor:
-    """Explicit kick–drift–kick loop over :func:`leapfrog_step`; q and p are kept apart."""
+    """Explicit kick–drift–kick loop (the steps of :func:`leapfrog_step`); q and p are kept apart."""
     q, p = split_state(z0)
     qs, ps = [q], [p]
     if dyn.time_dependent:
-        def gradients_at(t):
-            return (lambda q_, p_: dyn.dh_dq(q_, p_, t + h)), (lambda q_, p_: dyn.dh_dp(q_, p_, t + 0.5 * h))
+        def stages_at(t):
+            return _phase_stages(lambda q_, p_: dyn.dh_dq(q_, p_, t + h), lambda q_, p_: dyn.dh_dp(q_, p_, t + 0.5 * h))
     else:
         # a gradient pair is called directly: this loop is the hot path of long rollouts
-        static = dyn.func if dyn.kind == "gradients" else (dyn.dh_dq, dyn.dh_dp)
+        static = _phase_stages(*(dyn.func if dyn.kind == "gradients" else (dyn.dh_dq, dyn.dh_dp)))
 
-        def gradients_at(t):
+        def stages_at(t):
             return static
-    g = dyn.dh_dq(q, p, t0)
+    point = PhasePoint(q, p, -dyn.dh_dq(q, p, t0))
     for n in range(steps):
-        dh_dq, dh_dp = gradients_at(t0 + n * h)
-        q, p, g = leapfrog_step(q, p, h, dh_dq, dh_dp, g)
+        force_fn, drift_stage = stages_at(t0 + n * h)
+        point = kick_drift_kick(point, force_fn, h, drift_stage)  # leapfrog_step's, without its sign flips
+        q, p = point.positions, point.momenta
         qs.append(q)
         ps.append(p)
         if (n + 1) % _CHECK_EVERY == 0 and not bool(torch.isfinite(p).any()):
@@ -397,7 +337,7 @@ def _separable_leapfrog(dyn: Dynamics, z0: torch.Tensor, h: float, steps: int, t
 def symplectic_euler(vector_field_or_hamiltonian, z0: torch.Tensor, dt: float, steps: int, *,
                      separable: bool = True, kind: str | None = None, time_dependent: bool = False,
                      t0: float = 0.0, tol: float | None = None, max_iter: int = 100,
-             track_grad: bool | None = None) -> torch.Tensor:
+                     track_grad: bool | None = None) -> torch.Tensor:
     """Symplectic Euler (kick then drift): first order, symplectic.
 
     ``p_n+1 = p_n − h ∂H/∂q(q_n, p_n+1)``, then ``q_n+1 = q_n + h ∂H/∂p(q_n, p_n+1)``. For a
@@ -425,7 +365,7 @@ def symplectic_euler(vector_field_or_hamiltonian, z0: torch.Tensor, dt: float, s
 def implicit_midpoint(vector_field_or_hamiltonian, z0: torch.Tensor, dt: float, steps: int, *,
                       solver: str = "fixed_point", kind: str | None = None, time_dependent: bool = False,
                       t0: float = 0.0, tol: float | None = None, max_iter: int = 100,
-             track_grad: bool | None = None) -> torch.Tensor:
+                     track_grad: bool | None = None) -> torch.Tensor:
     """Implicit midpoint rule z_n+1 = z_n + h f((z_n + z_n+1)/2): symplectic for any H, 2nd order.
 
     Args:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlpot.hamiltonian.hnn import HNN, _default_create_graph, mlp
-from mlpot.hamiltonian.state import check_dim, check_state, symplectic_matrix
+from mlpot.hamiltonian.state import broadcast_input, check_dim, check_state, symplectic_matrix
 
 __all__ = ["PortHamiltonianNN", "DampedOscillatorNN", "broadcast_input"]
 
@@ -35,29 +35,6 @@ DISSIPATION_MODES = ("none", "momentum", "diagonal", "full", "state")
 
 def _inverse_softplus(x: float) -> float:
     return x + math.log(-math.expm1(-x))
-
-
-def broadcast_input(u, z: torch.Tensor, input_dim: int) -> torch.Tensor:
-    """Return the control u as [batch, input_dim] matching z [batch, 2*dim] (None → zeros).
-
-    Accepts a tensor or number of shape [], [input_dim] or [batch, input_dim].
-    """
-    batch_shape = z.shape[:-1]
-    if u is None:
-        return z.new_zeros(batch_shape + (input_dim,))
-    u = torch.as_tensor(u, dtype=z.dtype, device=z.device)
-    if u.ndim == 0:
-        if input_dim != 1:
-            raise ValueError(f"a scalar control u needs input_dim == 1, the model has input_dim={input_dim}")
-        u = u.reshape(1)
-    if u.shape[-1] != input_dim:
-        raise ValueError(f"control u must have last dimension input_dim={input_dim}, got shape {tuple(u.shape)}")
-    try:
-        return u.expand(batch_shape + (input_dim,))
-    except RuntimeError:
-        raise ValueError(
-            f"control u of shape {tuple(u.shape)} does not broadcast to the batch of states {tuple(batch_shape)}"
-        ) from None
 
 
 class PortHamiltonianNN(nn.Module):
@@ -123,7 +100,9 @@ class PortHamiltonianNN(nn.Module):
             if input_matrix is not None:
                 g = torch.as_tensor(input_matrix, dtype=torch.get_default_dtype())
                 if g.shape != (n, input_dim):
-                    raise ValueError(f"input_matrix must have shape [2*dim, input_dim] = [{n}, {input_dim}], got {tuple(g.shape)}")
+                    raise ValueError(
+                        f"input_matrix must have shape [2*dim, input_dim] = [{n}, {input_dim}], got {tuple(g.shape)}"
+                    )
                 self.register_buffer("fixed_input_matrix", g.clone())
                 self.input_matrix_raw = None
             else:
@@ -182,7 +161,9 @@ class PortHamiltonianNN(nn.Module):
     def damping(self) -> torch.Tensor:
         """The friction coefficients softplus(θ) (modes ``"momentum"`` [dim], ``"diagonal"`` [2d])."""
         if self.dissipation not in ("momentum", "diagonal"):
-            raise AttributeError(f"damping is defined for dissipation 'momentum' or 'diagonal', not {self.dissipation!r}")
+            raise AttributeError(
+                f"damping is defined for dissipation 'momentum' or 'diagonal', not {self.dissipation!r}"
+            )
         return F.softplus(self.dissipation_raw)
 
     # --- dynamics ----------------------------------------------------------------------------

@@ -80,3 +80,29 @@ def symplectic_gradient(grad_h: torch.Tensor) -> torch.Tensor:
     """Return J ∇H = (∂H/∂p, −∂H/∂q) for gradients [..., 2*dim], without forming J."""
     dh_dq, dh_dp = split_state(grad_h)
     return torch.cat([dh_dp, -dh_dq], dim=-1)
+
+
+def broadcast_input(u, z: torch.Tensor, input_dim: int) -> torch.Tensor:
+    """Return the control u as [batch, input_dim] matching z [batch, 2*dim] (None → zeros).
+
+    The input port of the driven models (:mod:`mlpot.hamiltonian.port`, the baseline of
+    :mod:`mlpot.hamiltonian.hnn`).
+
+    Accepts a tensor or number of shape [], [input_dim] or [batch, input_dim].
+    """
+    batch_shape = z.shape[:-1]
+    if u is None:
+        return z.new_zeros(batch_shape + (input_dim,))
+    u = torch.as_tensor(u, dtype=z.dtype, device=z.device)
+    if u.ndim == 0:
+        if input_dim != 1:
+            raise ValueError(f"a scalar control u needs input_dim == 1, the model has input_dim={input_dim}")
+        u = u.reshape(1)
+    if u.shape[-1] != input_dim:
+        raise ValueError(f"control u must have last dimension input_dim={input_dim}, got shape {tuple(u.shape)}")
+    try:
+        return u.expand(batch_shape + (input_dim,))
+    except RuntimeError:
+        raise ValueError(
+            f"control u of shape {tuple(u.shape)} does not broadcast to the batch of states {tuple(batch_shape)}"
+        ) from None

@@ -11,204 +11,43 @@ Chirality modes (how the energy may depend on χ, which flips sign under a mirro
 * ``augment``: f(s, χ) directly; training adds mirror images (the trainer's job);
 * ``free``: f(s, χ) directly, for chiral environments where enantiomers must differ.
 
-Two evaluation paths compute the same energies and forces (a test compares them to
-round-off). Training (``training=True``) differentiates with autograd, so that weight
-gradients and the derivative of forces exist. Evaluation (``training=False``, the default of
-``model(data)``, the calculator and MD) takes no graph: :meth:`DescriptorModel.first_order_pass`
-computes the energies and their gradients with respect to the edge vectors with the chain rule
-written out, block of atoms by block (``EDGES_PER_BLOCK``), which is several times faster, and
+One pipeline, two derivative paths, which compute the same energies and forces (a test
+compares them to round-off). Training (``training=True``) differentiates the descriptors
+(:mod:`mlpot.descriptors`) and the element networks (:mod:`mlpot.models.element_networks`) with
+autograd, so that weight gradients and the derivative of forces exist. Evaluation
+(``training=False``, the default of ``model(data)``, the calculator and MD) takes no graph:
+:meth:`DescriptorModel.first_order_pass` runs the same stages forward, then each stage's
+analytic backward, from the energies to their gradients with respect to the edge vectors,
+block of atoms by block (``EDGES_PER_BLOCK``), which is several times faster, and
 :meth:`DescriptorModel.compile` compiles it, which is what makes small molecules fast.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.descriptors import Descriptor
-from mlpot.descriptors.inference import descriptor_backward, descriptor_forward, neighbour_tables
-from mlpot.descriptors.invariants import neighbour_slots
+from mlpot.descriptors.descriptor import warn_training_argument
+from mlpot.descriptors.invariants import neighbour_tables
 
 # CHIRALITY_MODES stays importable from here, where it was defined before elements.py existed.
 from mlpot.models.compile import compile_function
-from mlpot.models.elements import CHIRALITY_MODES, ElementEnergies, check_model_options  # noqa: F401
+from mlpot.models.element_networks import ElementMLPs
+
+# fit_reference_energies stays importable from here, where it was defined before elements.py had it.
+from mlpot.models.elements import (  # noqa: F401
+    CHIRALITY_MODES,
+    ElementEnergies,
+    check_model_options,
+    fit_reference_energies,  # noqa: F401
+)
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
-
-
-class ElementMLPs(nn.Module):
-    """One MLP per element, evaluated on the atoms of that element only.
-
-    Weights of all elements are stacked ([n_species, in, out] per layer) so that the module
-    is one set of tensors, whatever the number of elements.
-
-    Args:
-        n_species: number of elements.
-        n_inputs: descriptor length.
-        hidden: hidden layer widths.
-    """
-
-    def __init__(self, n_species: int, n_inputs: int, hidden: Sequence[int]):
-        super().__init__()
-        widths = [n_inputs, *hidden, 1]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
-            # Variance-preserving initialisation for SiLU layers; the last layer starts small
-            # so that an untrained model predicts energies close to the reference.
-            gain = 1.0 if n_out > 1 else 0.1
-            self.weights.append(nn.Parameter(torch.randn(n_species, n_in, n_out) * gain / math.sqrt(n_in)))
-            self.biases.append(nn.Parameter(torch.zeros(n_species, n_out)))
-
-    def forward(
-        self, scalars: Tensor, pseudoscalars: Tensor, species: Tensor, even: bool = False, training: bool = True
-    ) -> Tensor:
-        """f_z(s, χ) of every atom, or its mirror average ½[f_z(s, χ) + f_z(s, −χ)] when ``even``.
-
-        All networks run as one batched product per layer. For a small system every atom goes
-        through every element's network and keeps its own element's output: a few operations
-        instead of a Python loop over elements, which is what costs time there. For a large
-        one, the atoms are first laid out in a table with one row per element (padded to the
-        most atoms of one element), so that each network sees only its own element's atoms.
-
-        Args:
-            scalars: [n, n_s] standardised scalar descriptors.
-            pseudoscalars: [n, n_p] scaled pseudoscalar descriptors.
-            species: [n] int64 species index of each atom.
-            even: average over the mirror image χ → −χ.
-            training: differentiate with autograd. False: :class:`FirstOrderNetworks`, whose
-                only derivative is the first one with respect to the descriptors.
-
-        Returns:
-            [n] outputs.
-        """
-        if not training:
-            return FirstOrderNetworks.apply(scalars, pseudoscalars, self, species, even)
-        output, _ = self.evaluate(scalars, pseudoscalars, species, even)
-        return output
-
-    def evaluate(
-        self,
-        scalars: Tensor,
-        pseudoscalars: Tensor,
-        species: Tensor,
-        even: bool,
-        layout: tuple[Tensor | None, int] | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """:meth:`forward` by autograd, plus the pre-activations of the hidden layers [S, rows, width].
-        ``layout``: :meth:`layout` of ``species``, when the caller has it already."""
-        weights, biases = list(self.weights), list(self.biases)  # (slicing a ParameterList builds a module)
-        n_species, n_scalars = weights[0].shape[0], scalars.shape[1]
-        slot, width = self.layout(species) if layout is None else layout
-        if slot is not None:
-            scalars = scalars.new_zeros(n_species * width, n_scalars).index_copy(0, slot, scalars)
-            pseudoscalars = pseudoscalars.new_zeros(n_species * width, pseudoscalars.shape[1]).index_copy(0, slot, pseudoscalars)
-            scalars, pseudoscalars = scalars.view(n_species, width, -1), pseudoscalars.view(n_species, width, -1)
-        else:
-            scalars = scalars.expand(n_species, *scalars.shape)  # no copy
-            pseudoscalars = pseudoscalars.expand(n_species, *pseudoscalars.shape)
-        # The first layer is split into its scalar and pseudoscalar parts, W·[s, χ] = W_s·s + W_χ·χ,
-        # so that the mirror image (s, −χ) reuses W_s·s and costs one sign, not a second product.
-        even_part = torch.baddbmm(biases[0][:, None, :], scalars, weights[0][:, :n_scalars])
-        odd_part = torch.bmm(pseudoscalars, weights[0][:, n_scalars:])
-        x = torch.cat((even_part + odd_part, even_part - odd_part), dim=1) if even else even_part + odd_part
-        pre_activations = []
-        for weight, bias in zip(weights[1:], biases[1:]):
-            pre_activations.append(x)
-            x = torch.baddbmm(bias[:, None, :], torch.nn.functional.silu(x), weight)  # [S, rows, out]
-        output = x[:, :, 0]
-        if even:
-            output = 0.5 * (output[:, :width] + output[:, width:])  # ½[f(s, χ) + f(s, −χ)]
-        if slot is not None:
-            return output.reshape(-1).index_select(0, slot), tuple(pre_activations)
-        return output.gather(0, species[None, :])[0], tuple(pre_activations)
-
-    def layout(self, species: Tensor, group: bool | None = None) -> tuple[Tensor | None, int]:
-        """Row slots (species · width + rank) of the atoms in the per-element table, and its width;
-        no slots (None, n_atoms) when every atom goes through every network. ``group``: whether
-        to group atoms by element (default: from ``GROUP_BY_ELEMENT_FROM`` atoms)."""
-        n_species = self.weights[0].shape[0]
-        if group is None:
-            group = species.shape[0] >= GROUP_BY_ELEMENT_FROM
-        if n_species > 1 and group:
-            return neighbour_slots(species, n_species)
-        return None, species.shape[0]
-
-    def backward(
-        self,
-        g_output: Tensor,
-        species: Tensor,
-        pre_activations: tuple[Tensor, ...],
-        even: bool,
-        layout: tuple[Tensor | None, int],
-        n_scalars: int,
-    ) -> tuple[Tensor, Tensor]:
-        """Chain rule through :meth:`evaluate`, written out: ∂/∂scalars [n, n_s] and
-        ∂/∂pseudoscalars [n, n_p] from ∂/∂output ``g_output`` [n] (weights held fixed), given
-        the pre-activations and layout of the forward pass and the number of scalars n_s."""
-        weights = [w.detach() for w in self.weights]
-        n_species, n_atoms = weights[0].shape[0], species.shape[0]
-        slot, width = layout
-        # Only each atom's own element's output depends on it: its row of the table gets the gradient.
-        if slot is not None:
-            g_x = g_output.new_zeros(n_species * width).index_copy(0, slot, g_output).view(n_species, width)
-        else:
-            g_x = g_output.new_zeros(n_species, n_atoms).scatter(0, species[None, :], g_output[None, :])
-        if even:
-            g_x = 0.5 * torch.cat((g_x, g_x), dim=1)
-        g_x = g_x[:, :, None]  # [S, rows, 1], the gradient of the last layer's output
-        for weight, z in zip(reversed(weights[1:]), reversed(pre_activations)):
-            # x_next = silu(z) W + b: back through W, then through silu at its input z.
-            g_x = torch.ops.aten.silu_backward(torch.bmm(g_x, weight.transpose(1, 2)), z)
-        if even:  # rows [s, χ] then [s, −χ]
-            g_even, g_odd = g_x[:, :width] + g_x[:, width:], g_x[:, :width] - g_x[:, width:]
-        else:
-            g_even = g_odd = g_x
-        g_scalars = torch.bmm(g_even, weights[0][:, :n_scalars].transpose(1, 2))
-        g_pseudoscalars = torch.bmm(g_odd, weights[0][:, n_scalars:].transpose(1, 2))
-        if slot is not None:
-            g_scalars = g_scalars.reshape(n_species * width, -1).index_select(0, slot)
-            g_pseudoscalars = g_pseudoscalars.reshape(n_species * width, -1).index_select(0, slot)
-        else:  # every element's rows saw the atom; only its own carries a gradient
-            g_scalars, g_pseudoscalars = g_scalars.sum(0), g_pseudoscalars.sum(0)
-        return g_scalars, g_pseudoscalars
-
-
-class FirstOrderNetworks(torch.autograd.Function):
-    """:meth:`ElementMLPs.evaluate` and :meth:`ElementMLPs.backward` as one autograd node.
-
-    As for :class:`~mlpot.descriptors.inference.FirstOrderDescriptor`: one node instead of
-    about twenty, whose only derivative is the first one with respect to the descriptors.
-    """
-
-    @staticmethod
-    def forward(ctx, scalars: Tensor, pseudoscalars: Tensor, networks: ElementMLPs, species: Tensor, even: bool):
-        layout = networks.layout(species)
-        output, pre_activations = networks.evaluate(scalars, pseudoscalars, species, even, layout)
-        ctx.networks, ctx.even, ctx.layout, ctx.n_scalars = networks, even, layout, scalars.shape[1]
-        ctx.save_for_backward(species, *pre_activations)
-        return output
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_output: Tensor):
-        species, *pre_activations = ctx.saved_tensors
-        g_scalars, g_pseudoscalars = ctx.networks.backward(
-            g_output, species, tuple(pre_activations), ctx.even, ctx.layout, ctx.n_scalars
-        )
-        return g_scalars, g_pseudoscalars, None, None, None
-
-
-#: Atoms from which :class:`ElementMLPs` groups atoms by element (below, the bookkeeping
-#: costs more than running every atom through every element's network).
-GROUP_BY_ELEMENT_FROM = 64
 
 
 @register("descriptor")
@@ -325,15 +164,19 @@ class DescriptorModel(ElementEnergies, Potential):
         """Raw scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p] of ``data``."""
         positions, batch, _, cell = self._inputs(data)
         edge_index, edge_shift = self._edges(data, positions, cell, batch)
-        edge_index, vectors = self._within_cutoff(edge_index, edge_vectors(positions, edge_index, edge_shift, cell, batch))
-        return self.descriptor(vectors, edge_index, self.species(data[K.NUMBERS]), training=False)
+        vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
+        edge_index, vectors = self._within_cutoff(edge_index, vectors)
+        species = self.species(data[K.NUMBERS])
+        with torch.no_grad():
+            scalars, pseudo, _ = self.descriptor.evaluate(vectors, self.descriptor.tables(edge_index, species), species)
+        return scalars, pseudo
 
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:
         species = self.species(data[K.NUMBERS])
-        scalars, pseudo = self.descriptor(vectors, edge_index, species, training=training)
-        energies = self.energies_from_descriptors(scalars, pseudo, species, training=training)
+        scalars, pseudo = self.descriptor(vectors, edge_index, species)
+        energies = self.energies_from_descriptors(scalars, pseudo, species)
         if self.repulsion is not None:
             energies = energies + self.repulsion(vectors, edge_index, data[K.NUMBERS], with_gradient=False)[0]
         return energies
@@ -368,9 +211,8 @@ class DescriptorModel(ElementEnergies, Potential):
         energies, gradients = [], []
         for a0, a1, e0, e1 in zip(atom_bounds[:-1], atom_bounds[1:], edge_bounds[:-1], edge_bounds[1:]):
             block_species = species[a0:a1]
-            tables = neighbour_tables(
-                centre[e0:e1] - a0, neighbour_species[e0:e1] if n_species > 1 else None, a1 - a0, n_species
-            )
+            block_neighbour_species = neighbour_species[e0:e1] if n_species > 1 else None
+            tables = neighbour_tables(centre[e0:e1] - a0, block_neighbour_species, a1 - a0, n_species)
             layout = self.networks.layout(block_species)
             energy, gradient = first_order_pass(self, vectors[e0:e1], block_species, tables, layout, with_gradient)
             energies.append(energy)
@@ -387,11 +229,16 @@ class DescriptorModel(ElementEnergies, Potential):
             gradient = gradient + prior[1]
         return energy, gradient
 
-    def energies_from_descriptors(self, scalars: Tensor, pseudo: Tensor, species: Tensor, training: bool = True) -> Tensor:
-        """E_i = e_ref[z_i] + scale · f_{z_i}(s_i, χ_i) from raw descriptors [n, n_s], [n, n_p]; eV, [n]."""
+    def energies_from_descriptors(
+        self, scalars: Tensor, pseudo: Tensor, species: Tensor, training: bool | None = None
+    ) -> Tensor:
+        """E_i = e_ref[z_i] + scale · f_{z_i}(s_i, χ_i) from raw descriptors [n, n_s], [n, n_p]; eV, [n].
+        ``training`` is deprecated and ignored (autograd always; inference is :meth:`first_order_pass`)."""
+        if training is not None:
+            warn_training_argument("DescriptorModel.energies_from_descriptors")
         scalars = (scalars - self.scalar_mean) / self.scalar_std
         even = self.chirality == "even"
-        output = self.networks(scalars, pseudo / self.pseudoscalar_std, species, even=even, training=training)
+        output = self.networks(scalars, pseudo / self.pseudoscalar_std, species, even=even)
         return torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
 
     def first_order_pass(
@@ -405,7 +252,7 @@ class DescriptorModel(ElementEnergies, Potential):
         """Atomic energies [N], eV, and ∂E_i/∂r_ij [E, 3], eV/Å, without autograd.
 
         The descriptors, the networks, then the chain rule back through both, written out
-        (:func:`~mlpot.descriptors.inference.descriptor_forward`/``descriptor_backward``,
+        (:meth:`~mlpot.descriptors.Descriptor.evaluate`/:meth:`~mlpot.descriptors.Descriptor.backward`,
         :meth:`ElementMLPs.evaluate`/:meth:`ElementMLPs.backward`). Everything that depends on
         the values of tensors (table widths, layouts) comes in through ``tables`` and ``layout``,
         so that this is a fixed sequence of tensor operations: :meth:`compile` compiles it.
@@ -413,13 +260,12 @@ class DescriptorModel(ElementEnergies, Potential):
         Args:
             vectors: [E, 3] r_ij, Å, grouped by centre atom.
             species: [N] int64 species index of each atom.
-            tables: :func:`~mlpot.descriptors.inference.neighbour_tables` of the edges.
+            tables: :meth:`~mlpot.descriptors.Descriptor.tables` of the edges.
             layout: :meth:`ElementMLPs.layout` of ``species``.
             with_gradient: also return ∂E_i/∂r_ij (else None).
         """
-        slot, slot_b, width = tables
         n_atoms, even = species.shape[0], self.chirality == "even"
-        scalars, pseudo, saved = descriptor_forward(self.descriptor, vectors, slot, slot_b, width, species)
+        scalars, pseudo, saved = self.descriptor.evaluate(vectors, tables, species)
         scalars = (scalars - self.scalar_mean) / self.scalar_std
         pseudo = pseudo / self.pseudoscalar_std
         output, pre_activations = self.networks.evaluate(scalars, pseudo, species, even, layout)
@@ -428,9 +274,8 @@ class DescriptorModel(ElementEnergies, Potential):
             return energies, None
         g_output = self.energy_scale.expand(n_atoms)
         g_scalars, g_pseudo = self.networks.backward(g_output, species, pre_activations, even, layout, scalars.shape[1])
-        gradient = descriptor_backward(
-            self.descriptor, saved, g_scalars / self.scalar_std, g_pseudo / self.pseudoscalar_std, slot, slot_b
-        )
+        g_scalars, g_pseudo = g_scalars / self.scalar_std, g_pseudo / self.pseudoscalar_std
+        gradient = self.descriptor.backward(saved, g_scalars, g_pseudo, tables)
         return energies, gradient
 
     def fixed_topology(self, data: dict[str, Tensor]) -> FixedTopology:
@@ -448,21 +293,17 @@ class DescriptorModel(ElementEnergies, Potential):
         if edge_index.shape[1] > EDGES_PER_BLOCK:
             return super().fixed_topology(data)
         positions, batch, n_systems, cell = self._inputs(data)
-        n_atoms = positions.shape[0]
         species = self.species(data[K.NUMBERS])
         order = _order_by_centre(edge_index)
         if order is not None:
             edge_index, edge_shift = edge_index[:, order], edge_shift.index_select(0, order)
         shift_vectors = edge_vectors(torch.zeros_like(positions), edge_index, edge_shift, cell, batch)  # S·cell
-        n_species = self.descriptor.n_species
-        neighbour_species = species.index_select(0, edge_index[1]) if n_species > 1 else None
-        tables = neighbour_tables(edge_index[0], neighbour_species, n_atoms, n_species)
+        tables = self.descriptor.tables(edge_index, species)
         layout = self.networks.layout(species, group=True)  # prepared once: grouping is free
         return FixedTopology(
             DescriptorModel.energy_and_forces,
             self,
             (edge_index, shift_vectors, species, tables, layout, batch, n_systems, data[K.NUMBERS]),
-            compiler=compile_function if self.compiled else None,
         )
 
     def energy_and_forces(
@@ -532,27 +373,20 @@ def _order_by_centre(edge_index: Tensor) -> Tensor | None:
 EDGES_PER_BLOCK = 32_768
 
 
-def fit_reference_energies(numbers_per_structure: Sequence[Tensor], energies: Tensor) -> dict[int, float]:
-    """Per-element reference energies by least squares on composition: E_s ≈ Σ_z n_{s,z} e_z.
-
-    When compositions do not determine every e_z (a single molecule's data has one
-    composition), the minimum-norm solution is returned, which spreads the energy over the
-    elements in proportion to their counts; only the per-structure sum matters to the model.
+def describe(data: dict[str, Tensor], model: DescriptorModel | None = None, **hyperparameters) -> tuple[Tensor, Tensor]:
+    """Raw descriptors (before the model's standardisation) of every atom in ``data``.
 
     Args:
-        numbers_per_structure: atomic numbers of each structure, [n_atoms_s] int64 each.
-        energies: [n_structures] total energies, eV.
+        data: AtomicData (edges are built when absent).
+        model: a :class:`DescriptorModel`; by default an untrained one for the elements in
+            ``data``, seeded so that repeated calls agree.
+        **hyperparameters: passed to ``DescriptorModel`` when ``model`` is None.
 
     Returns:
-        {atomic number: reference energy in eV}.
+        scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p].
     """
-    if len(numbers_per_structure) != len(energies):
-        raise ValueError(f"got {len(numbers_per_structure)} structures but {len(energies)} energies")
-    elements = sorted({int(z) for numbers in numbers_per_structure for z in numbers.tolist()})
-    column = {z: c for c, z in enumerate(elements)}
-    counts = np.zeros((len(energies), len(elements)))
-    for row, numbers in enumerate(numbers_per_structure):
-        for z in numbers.tolist():
-            counts[row, column[int(z)]] += 1
-    solution, *_ = np.linalg.lstsq(counts, np.asarray(energies, dtype=np.float64), rcond=None)
-    return {z: float(solution[column[z]]) for z in elements}
+    if model is None:
+        elements = sorted(set(data[K.NUMBERS].tolist()))
+        model = DescriptorModel(elements, dtype=data[K.POSITIONS].dtype, seed=0, **hyperparameters)
+    with torch.no_grad():
+        return model.descriptors(data)

@@ -70,7 +70,11 @@ def compile_potential(potential: nn.Module) -> nn.Module:
     Raises:
         ValueError: for a potential (or member) with no compiled evaluation.
     """
-    members = list(potential.members) if hasattr(potential, "members") else [potential]
+    # Potential.constituents: [itself], or a committee's members. (This module imports nothing from
+    # mlpot, so that potential.py can import it; hence no isinstance check against Potential.)
+    if not callable(getattr(potential, "constituents", None)):
+        raise ValueError(f"{type(potential).__name__} is not an mlpot.models.Potential")
+    members = potential.constituents()
     for member in members:
         if not supports_compile(member):
             raise ValueError(f"{type(member).__name__} has no compiled evaluation (DescriptorModel has)")

@@ -1,5 +1,6 @@
 """What every per-element model shares: its elements, the species index of each atom, and the
-per-element energy shift and output scale that training fits before it optimises anything.
+per-element energy shift and output scale that training fits before it optimises anything
+(:func:`fit_reference_energies` fits the shifts).
 
 A model mixes in :class:`ElementEnergies` (before :class:`~mlpot.models.potential.Potential`),
 calls :meth:`ElementEnergies.register_elements` in its constructor, and then has ``elements``,
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor
 
 from mlpot.models.repulsion import REPULSIONS
 
-__all__ = ["CHIRALITY_MODES", "ElementEnergies", "atomic_number", "check_model_options"]
+__all__ = ["CHIRALITY_MODES", "ElementEnergies", "atomic_number", "check_model_options", "fit_reference_energies"]
 
 #: How a model treats pseudoscalars (docs/conventions.md): mirror-even energy, mirror images in
 #: training, or pseudoscalars free to enter the energy.
@@ -92,3 +94,29 @@ class ElementEnergies:
                 raise ValueError(f"reference energy given for element {z}, which this model does not have")
             self.reference_energy[species] = float(value)
         self.energy_scale.fill_(float(scale))
+
+
+def fit_reference_energies(numbers_per_structure: Sequence[Tensor], energies: Tensor) -> dict[int, float]:
+    """Per-element reference energies by least squares on composition: E_s ≈ Σ_z n_{s,z} e_z.
+
+    When compositions do not determine every e_z (a single molecule's data has one
+    composition), the minimum-norm solution is returned, which spreads the energy over the
+    elements in proportion to their counts; only the per-structure sum matters to the model.
+
+    Args:
+        numbers_per_structure: atomic numbers of each structure, [n_atoms_s] int64 each.
+        energies: [n_structures] total energies, eV.
+
+    Returns:
+        {atomic number: reference energy in eV}.
+    """
+    if len(numbers_per_structure) != len(energies):
+        raise ValueError(f"got {len(numbers_per_structure)} structures but {len(energies)} energies")
+    elements = sorted({int(z) for numbers in numbers_per_structure for z in numbers.tolist()})
+    column = {z: c for c, z in enumerate(elements)}
+    counts = np.zeros((len(energies), len(elements)))
+    for row, numbers in enumerate(numbers_per_structure):
+        for z in numbers.tolist():
+            counts[row, column[int(z)]] += 1
+    solution, *_ = np.linalg.lstsq(counts, np.asarray(energies, dtype=np.float64), rcond=None)
+    return {z: float(solution[column[z]]) for z in elements}

@@ -24,10 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from mlpot.data import keys as K
+from mlpot.models.compile import compile_function, supports_compile
 from mlpot.neighbors import neighbor_list
 
 
-def edge_vectors(positions: Tensor, edge_index: Tensor, edge_shift: Tensor, cell: Tensor | None, batch: Tensor) -> Tensor:
+def edge_vectors(
+    positions: Tensor, edge_index: Tensor, edge_shift: Tensor, cell: Tensor | None, batch: Tensor
+) -> Tensor:
     """r_ij = positions[j] − positions[i] + edge_shift @ cell[batch[i]].
 
     Args:
@@ -87,9 +90,13 @@ class Potential(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Floating dtype of the parameters; inputs are cast to it."""
+        """Floating dtype of the parameters (of the floating buffers for a model without weights);
+        inputs are cast to it."""
         for tensor in self.parameters():
             return tensor.dtype
+        for tensor in self.buffers():
+            if tensor.is_floating_point():
+                return tensor.dtype
         return torch.float64
 
     def atomic_energies(
@@ -137,7 +144,9 @@ class Potential(nn.Module):
         edge_index, edge_shift = self._edges(data, positions, cell, batch)
 
         if not training:
-            return self._evaluate(data, positions, cell, batch, n_systems, edge_index, edge_shift, compute_forces, compute_stress)
+            return self._evaluate(
+                data, positions, cell, batch, n_systems, edge_index, edge_shift, compute_forces, compute_stress
+            )
 
         with torch.enable_grad():
             if compute_forces:
@@ -182,7 +191,9 @@ class Potential(nn.Module):
         require_finite(positions, cell)
         return positions, batch, count_systems(data, batch), cell
 
-    def _edges(self, data: dict[str, Tensor], positions: Tensor, cell: Tensor | None, batch: Tensor) -> tuple[Tensor, Tensor]:
+    def _edges(
+        self, data: dict[str, Tensor], positions: Tensor, cell: Tensor | None, batch: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """``edge_index`` and ``edge_shift`` of ``data``, or a neighbour list at the cutoff when it has none."""
         if K.EDGE_INDEX in data:
             return data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
@@ -213,6 +224,10 @@ class Potential(nn.Module):
             (gradient,) = torch.autograd.grad(atomic_energy.sum(), vectors, allow_unused=True, materialize_grads=True)
         return atomic_energy.detach(), gradient
 
+    def constituents(self) -> list["Potential"]:
+        """The potentials that actually evaluate: ``[self]``, or a committee's members."""
+        return [self]
+
     def fixed_topology(self, data: dict[str, Tensor]) -> "FixedTopology":
         """An evaluator of energy [n_systems] (eV) and forces [n_atoms, 3] (eV/Å) at new positions,
         for the neighbour list of ``data`` (built with cutoff + skin), valid until it is rebuilt.
@@ -241,7 +256,8 @@ class Potential(nn.Module):
     ) -> dict[str, Tensor]:
         """:meth:`forward` for evaluation: forces and stress from the edge gradients g_ij = ∂E/∂r_ij.
 
-        Forces by :func:`forces_from_edge_gradients`; a strain ε (R → R(1+ε), cell → cell(1+ε)) changes every r_ij to r_ij(1+ε), so
+        Forces by :func:`forces_from_edge_gradients`; a strain ε (R → R(1+ε), cell → cell(1+ε))
+        changes every r_ij to r_ij(1+ε), so
         ∂E/∂ε = Σ r_ijᵀ g_ij, symmetrised: the same derivatives that the training path takes
         by autograd (a test compares the two), with no graph to build.
         """
@@ -264,27 +280,32 @@ class Potential(nn.Module):
 @dataclass(frozen=True)
 class FixedTopology:
     """Energy and forces at new positions for one neighbour list, as :meth:`Potential.fixed_topology`
-    returns it: ``function(potential, positions, *arguments)``; calling it evaluates (no graph).
+    returns it: ``function(potential, positions, *arguments)``; calling it evaluates (no graph),
+    through :func:`~mlpot.models.compile.compile_function` when the potential evaluates compiled
+    (``potential.compiled``).
 
     Attributes:
         function: a method of the potential (unbound) or a function of the same form: the
             potential, positions [n_atoms, 3] (Å), then ``arguments`` → energy [n_systems] (eV)
-            and forces [n_atoms, 3] (eV/Å). Plain Python, never compiled itself.
+            and forces [n_atoms, 3] (eV/Å). Plain Python, never compiled itself. When the
+            potential evaluates compiled, it is one fixed sequence of tensor operations, so a
+            caller may compile a larger function that calls it: MD fuses it with the
+            integrator's step into one graph (``compile_function`` of that step).
         potential: the potential.
         arguments: everything else ``function`` needs, prepared once for the list.
-        compiler: how the potential compiles (``function → compiled function``) when it
-            evaluates compiled, else None. Where it is given, ``function`` is one fixed sequence
-            of tensor operations, so a caller may compile a larger function that calls it: MD
-            fuses it with the integrator's step into one graph.
     """
 
     function: Callable[..., tuple[Tensor, Tensor]]
     potential: nn.Module
     arguments: tuple
-    compiler: Callable[[Callable], Callable] | None = None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the potential evaluates through compiled passes (:func:`~mlpot.models.compile.supports_compile`)."""
+        return supports_compile(self.potential) and bool(self.potential.compiled)
 
     def __call__(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        function = self.function if self.compiler is None else self.compiler(self.function)
+        function = compile_function(self.function) if self.compiled else self.function
         with torch.no_grad():
             return function(self.potential, positions, *self.arguments)
 

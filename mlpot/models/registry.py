@@ -24,15 +24,26 @@ What a registered class must provide (the trainer, :func:`mlpot.save_model` and
 
 Optional, called by the trainer when present: ``set_energy_statistics(reference_energies,
 scale)`` and ``fit_descriptor_statistics(data)``.
+
+mlpot's own models register when :mod:`mlpot.models` is imported, which Python does before this
+module (its package), so a lookup always finds them; this module imports no model module, which
+would make a cycle (each model module imports :func:`register` from here). Models that live in a
+package above ``models`` (the atomistic diabatic model of :mod:`mlpot.nonadiabatic`) are named in
+:data:`PLUGINS` and imported by name on first lookup, as an entry point would be: ``models`` keeps
+no import edge to a package above it, and ``import mlpot`` stays light.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-__all__ = ["register", "unregister", "get", "names", "name_of", "class_named"]
+__all__ = ["register", "unregister", "get", "names", "name_of", "class_named", "load_plugins", "PLUGINS"]
 
 _REGISTRY: dict[str, type] = {}
+
+#: Registry name → the module that registers it, for mlpot's models outside :mod:`mlpot.models`.
+PLUGINS: dict[str, str] = {"diabatic": "mlpot.nonadiabatic.atomistic"}
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -69,16 +80,16 @@ def get(name: str) -> type:
     Raises:
         ValueError: no model of that name (the message lists the known names).
     """
-    _import_builtin_models()
+    if name not in _REGISTRY and name in PLUGINS:
+        importlib.import_module(PLUGINS[name])
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(names())}")
     return _REGISTRY[name]
 
 
 def names() -> list[str]:
-    """The registered names, sorted."""
-    _import_builtin_models()
-    return sorted(_REGISTRY)
+    """The registered names (plug-ins included, whether imported yet or not), sorted."""
+    return sorted(set(_REGISTRY) | set(PLUGINS))
 
 
 def name_of(model_or_class: object) -> str | None:
@@ -91,14 +102,14 @@ def name_of(model_or_class: object) -> str | None:
 def class_named(class_name: str) -> type | None:
     """The registered class whose ``__name__`` is ``class_name`` (model files before the registry
     stored class names, e.g. ``"DescriptorModel"``), or None."""
-    _import_builtin_models()
     for cls in _REGISTRY.values():
         if cls.__name__ == class_name:
             return cls
     return None
 
 
-def _import_builtin_models() -> None:
-    """Import mlpot's own model modules, whose import registers them (a lookup may come first)."""
-    import mlpot.models.atomistic  # noqa: F401
-    import mlpot.models.equivariant  # noqa: F401
+def load_plugins() -> None:
+    """Import every plug-in module, so that every registered class is in the registry."""
+    for module in PLUGINS.values():
+        importlib.import_module(module)
+

@@ -97,7 +97,9 @@ class ZBLRepulsion(nn.Module):
         self.cutoff = float(cutoff)
         self.register_buffer("covalent_radius", radii, persistent=False)
 
-    def forward(self, vectors: Tensor, edge_index: Tensor, numbers: Tensor, with_gradient: bool = True) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, vectors: Tensor, edge_index: Tensor, numbers: Tensor, with_gradient: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """Per-atom energies and per-edge gradients.
 
         Args:

@@ -30,6 +30,7 @@ from torch import nn
 
 from mlpot.files import atomic_torch_save, safe_torch_load
 from mlpot.models import registry
+from mlpot.models.committee import Committee
 
 FORMAT = "mlpot-model"
 FORMAT_VERSION = 1
@@ -45,8 +46,6 @@ def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict | None 
         metadata: optional JSON-serialisable information kept with the model (training split,
             units, data provenance), read back with :func:`read_metadata`.
     """
-    from mlpot.models.committee import Committee
-
     members = list(model.members) if isinstance(model, Committee) else [model]
     for member in members:
         if registry.name_of(member) is None:
@@ -120,8 +119,6 @@ def build_model(name: str, config: dict) -> nn.Module:
         config: the model's ``config()``.
     """
     if name == "Committee":
-        from mlpot.models.committee import Committee
-
         return Committee([build_model(m.get("model") or m["class"], m["config"]) for m in config["members"]])
     cls = registry.get(name) if name in registry.names() else registry.class_named(name)
     if cls is None:
@@ -150,5 +147,5 @@ def set_training_min_distances(model: nn.Module, distances: dict[str, float] | N
     """Set ``training_min_distances`` (Å, keys like ``"H-O"``) on a model and on each committee member."""
     value = None if distances is None else {str(k): float(v) for k, v in distances.items()}
     model.training_min_distances = value
-    for member in getattr(model, "members", []):
+    for member in model.members if isinstance(model, Committee) else []:
         member.training_min_distances = None if value is None else dict(value)

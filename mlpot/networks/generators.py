@@ -111,7 +111,8 @@ def planted_partition_graph(num_nodes: int, mu: float, seed: int, tau1: float = 
         mid = 0.5 * (low + high)
         low, high = (mid, high) if _power_law_mean(tau1, mid, max_degree) < average_degree else (low, mid)
     degrees = np.rint(_power_law(rng, num_nodes, tau1, low, max_degree)).astype(np.int64)
-    sizes = np.rint(_power_law(rng, num_nodes // min_community + 1, tau2, min_community, max_community)).astype(np.int64)
+    sizes = np.rint(_power_law(rng, num_nodes // min_community + 1, tau2, min_community, max_community))
+    sizes = sizes.astype(np.int64)
     sizes = sizes[: np.searchsorted(np.cumsum(sizes), num_nodes) + 1]
     sizes[-1] -= sizes.sum() - num_nodes
     if sizes[-1] < min_community and sizes.size > 1:  # fold a too-small remainder into the previous one

@@ -46,7 +46,8 @@ def to_networkx(edge_index, num_nodes: int | None = None, weights=None):
     if weights is None:
         graph.add_edges_from(edge_index.T.tolist())
     else:
-        graph.add_weighted_edges_from((int(u), int(v), float(w)) for (u, v), w in zip(edge_index.T, np.asarray(weights)))
+        graph.add_weighted_edges_from(
+            (int(u), int(v), float(w)) for (u, v), w in zip(edge_index.T, np.asarray(weights)))
     return graph
 
 

@@ -27,7 +27,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
-__all__ = ["AdiabaticStates", "adiabatic", "adiabatic_states", "eigh", "diabatic_gradient", "align_signs", "flip_couplings"]
+__all__ = ["AdiabaticStates", "adiabatic", "adiabatic_states", "eigh", "diabatic_gradient", "align_signs",
+           "flip_couplings"]
 
 
 class AdiabaticStates(NamedTuple):
@@ -146,8 +147,9 @@ def adiabatic_states(
         if smallest is not None and bool((smallest < min_gap).any()):
             where = int(torch.argmin(smallest.reshape(-1)))
             point = x.reshape(-1) if _is_scalar_coordinate(h, x) else x.reshape(-1, x.shape[-1])
+            gap_value = float(smallest.reshape(-1)[where].detach())
             raise ValueError(
-                f"adiabatic states are degenerate (gap {float(smallest.reshape(-1)[where]):.3g} < min_gap={min_gap:g}) "
+                f"adiabatic states are degenerate (gap {gap_value:.3g} < min_gap={min_gap:g}) "
                 f"at position {point[where].tolist()}: the derivative coupling diverges there; pass "
                 "regularization=ε for a finite regularised coupling"
             )

@@ -83,7 +83,8 @@ def run_ehrenfest(
     ids = torch.arange(n_traj)
     energy0 = energy(c, h, p)
     out = {"positions": x.clone(), "momenta": p.clone(), "populations": torch.zeros(n_traj, n, dtype=torch.float64),
-           "time_au": torch.zeros(n_traj, dtype=torch.float64), "energy_error_au": torch.zeros(n_traj, dtype=torch.float64)}
+           "time_au": torch.zeros(n_traj, dtype=torch.float64),
+           "energy_error_au": torch.zeros(n_traj, dtype=torch.float64)}
     n_steps = int(math.ceil(max_time_au / dt))
     f = force(c, dh)
     with progress(total=n_steps, desc="Ehrenfest", unit="step", enabled=show_progress) as bar:

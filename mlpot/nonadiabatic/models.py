@@ -21,8 +21,8 @@ is invariant under these flips.
 
 **Molecules.** For atoms the same construction applies with the diagonal elements being
 size-extensive atomistic energies (mlpot's descriptor models) and the off-diagonal couplings
-invariant networks of the same descriptors; that atomistic variant, and ``mlpot train``
-integration through the model registry, are not built yet (see docs/nonadiabatic.md).
+invariant networks of the same descriptors: :class:`mlpot.nonadiabatic.atomistic.DiabaticModel`
+(``mlpot train`` with ``model: {type: diabatic}``; docs/nonadiabatic.md, "Atomistic data").
 
 Save/load: one file holding the JSON configuration and the state dict, read back with
 ``torch.load(weights_only=True)`` (no pickled code).
@@ -57,7 +57,8 @@ class CoordinateDiabaticModel(nn.Module):
             raise ValueError(f"n_states and n_coordinates must be positive; got {n_states}, {n_coordinates}")
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive widths; got {hidden!r}")
-        self.n_states, self.n_coordinates, self.hidden = int(n_states), int(n_coordinates), tuple(int(h) for h in hidden)
+        self.n_states, self.n_coordinates = int(n_states), int(n_coordinates)
+        self.hidden = tuple(int(h) for h in hidden)
         widths = [self.n_coordinates, *self.hidden]
         layers: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):

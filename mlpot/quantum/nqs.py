@@ -162,7 +162,8 @@ def ground_state(model: str, n_sites, field: float | None = None, periodic: bool
             raise ValueError(f"{name} must be positive, got {settings[name]}")
     learning_rate = (0.05 if optimizer == "sr" else 0.01) if learning_rate is None else float(learning_rate)
     n_chains = n_chains or min(int(n_samples), 512)
-    settings.update(learning_rate=learning_rate, n_chains=n_chains, n_final_samples=n_final_samples or 4 * int(n_samples))
+    settings.update(learning_rate=learning_rate, n_chains=n_chains,
+                    n_final_samples=n_final_samples or 4 * int(n_samples))
     start = time.perf_counter()
     psi = make_ansatz(spin_model, ansatz, alpha, complex_parameters, marshall_sign, seed)
     parameters = list(psi.parameters())

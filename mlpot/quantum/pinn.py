@@ -141,11 +141,12 @@ def bound_states(potential, n_states: int = 4, box: tuple[float, float] = (-8.0,
                                     seed=seed + level)
         previous = [ψ(x).detach() for ψ in networks]
 
-        def constraints(psi, norm):
+        # the closures run inside this iteration (via _minimise); the defaults only make that explicit
+        def constraints(psi, norm, previous=previous, network=network):
             overlap = sum((weights * psi * old).sum() ** 2 for old in previous) if previous else 0.0
             return penalty * (overlap / norm + (network(edges) ** 2).sum() / norm)
 
-        def ritz():
+        def ritz(network=network):
             psi, first, _ = _derivatives(network, x)
             norm = (weights * psi**2).sum()
             energy = (weights * (kinetic * first**2 + v * psi**2)).sum() / norm  # ⟨ψ|H|ψ⟩ after parts
@@ -159,7 +160,7 @@ def bound_states(potential, n_states: int = 4, box: tuple[float, float] = (-8.0,
             network.readout /= norm.sqrt()
             network.energy.fill_((weights * (kinetic * first**2 + v * psi**2)).sum() / norm)
 
-        def residual():
+        def residual(network=network):
             psi, _, second = _derivatives(network, x)
             norm = (weights * psi**2).sum()
             residual = -kinetic * second + v * psi - network.energy * psi
@@ -171,7 +172,8 @@ def bound_states(potential, n_states: int = 4, box: tuple[float, float] = (-8.0,
     return energies, networks
 
 
-def square_barrier_transmission(energy: float, height: float, width: float, mass: float = 1.0, hbar: float = 1.0) -> float:
+def square_barrier_transmission(energy: float, height: float, width: float, mass: float = 1.0,
+                                hbar: float = 1.0) -> float:
     """Transmission probability through V = height on [0, width] (0 elsewhere), E > 0.
 
     T = 1 / (1 + V₀² sinh²(κa) / (4E(V₀ − E))) for E < V₀ with κ = √(2m(V₀ − E))/ħ,
@@ -216,7 +218,7 @@ def scattering_transmission(potential, energy: float, breakpoints, mass: float =
     edges = [cuts[0] - margin, *cuts, cuts[-1] + margin]
     pieces = list(zip(edges, edges[1:]))
     scale = 2.0 * mass / hbar**2
-    features, blocks, rows_per_piece = [], [], []
+    features, rows_per_piece = [], []
     for left, right in pieces:
         length = right - left
         layer = PlaneWaveFeatures(torch.arange(n_waves, dtype=torch.float64) * math.pi / length, 0.5 * (left + right))

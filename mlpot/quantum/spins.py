@@ -161,7 +161,8 @@ def sector_states(n_sites: int, magnetisation_zero: bool) -> np.ndarray:
     return states[popcount == n_sites // 2]
 
 
-def hamiltonian_matrix(model: SpinModel, magnetisation_zero: bool | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+def hamiltonian_matrix(model: SpinModel,
+                       magnetisation_zero: bool | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
     """The Hamiltonian as a sparse matrix on the computational basis (or the Sᶻ = 0 sector).
 
     Args:

@@ -56,7 +56,8 @@ class VMCStatistics:
         return (self.centred.conj().T @ self.centred).real
 
 
-def vmc_statistics(local_energies: torch.Tensor, derivatives: torch.Tensor, weights: torch.Tensor | None = None) -> VMCStatistics:
+def vmc_statistics(local_energies: torch.Tensor, derivatives: torch.Tensor,
+                   weights: torch.Tensor | None = None) -> VMCStatistics:
     """Centred estimators from samples.
 
     Args:

@@ -80,7 +80,8 @@ class PlaneWaveNetwork(nn.Module):
         return torch.cat(values)
 
 
-def gaussian_packet(x: torch.Tensor, x0, k0, sigma0, t: float = 0.0, mass: float = 1.0, hbar: float = 1.0) -> torch.Tensor:
+def gaussian_packet(x: torch.Tensor, x0, k0, sigma0, t: float = 0.0, mass: float = 1.0,
+                    hbar: float = 1.0) -> torch.Tensor:
     """The exact free Gaussian packet, normalised, in 1D (x [n]) or as a product in 2D (x [n, 2]).
 
     With the complex width s_t = σ₀(1 + iħt/2mσ₀²), per dimension,

@@ -30,7 +30,9 @@ def mask_key(label: str) -> str:
     return f"{label}_mask"
 
 
-def add_label_masks(structures: Sequence[dict[str, Tensor]], labels: Sequence[str] | None = None) -> list[dict[str, Tensor]]:
+def add_label_masks(
+    structures: Sequence[dict[str, Tensor]], labels: Sequence[str] | None = None
+) -> list[dict[str, Tensor]]:
     """Give every structure every label in ``labels`` (default: those any structure has) plus its mask.
 
     Args:

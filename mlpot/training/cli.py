@@ -52,7 +52,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("model", help="saved model (mlpot.save_model), e.g. OUTPUT/model.pt")
     e.add_argument("data", help="dataset file: extxyz, ASE db, any ase.io format, or MD17-style npz")
-    e.add_argument("--energy-unit", default=None, help="energy unit of DATA (default eV; required for npz, e.g. kcal/mol)")
+    e.add_argument(
+        "--energy-unit", default=None, help="energy unit of DATA (default eV; required for npz, e.g. kcal/mol)"
+    )
     e.add_argument("--length-unit", default="Angstrom", help="length unit of DATA (default Angstrom)")
     e.add_argument("--format", default=None, help="ase.io format of DATA (default: from the file name)")
     e.add_argument("--index", default=":", help="structures to use, as for ase.io.read (default all)")
@@ -107,11 +109,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from mlpot.data.datasets import ReadReport, read_structures
     from mlpot.files import atomic_write_text
     from mlpot.training.metrics import format_table
+    from mlpot.training.multistate_loss import is_multistate
     from mlpot.training.trainer import evaluate
 
     model = mlpot.load_model(args.model)  # a missing or unreadable file: one line from the mlpot command
     if args.dtype != "model":
         model = model.to(getattr(torch, args.dtype))
+    if is_multistate(model):
+        return _evaluate_multistate(model, args)
     report = ReadReport(args.data)
     structures = read_structures(
         args.data, cutoff=float(model.cutoff), dtype=_model_dtype(model), report=report, format=args.format,
@@ -127,6 +132,33 @@ def run_eval(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(payload, indent=1))
     if args.plot:
         parity_plot(structures, predictions, args.plot, metrics)
+    return 0
+
+
+def _evaluate_multistate(model, args: argparse.Namespace) -> int:
+    """``mlpot eval`` of a model of several electronic states on per-state labels (:mod:`mlpot.data.multistate`)."""
+    from mlpot.data.multistate import read_multistate_structures
+    from mlpot.data.readers import slice_from_string
+    from mlpot.files import atomic_write_text
+    from mlpot.training.metrics import format_table
+    from mlpot.training.multistate_loss import evaluate_multistate
+
+    if args.plot:
+        print("mlpot eval: --plot draws energy/force parity plots of potentials, not of multistate models",
+              file=sys.stderr)
+        return 2
+    structures = read_multistate_structures(
+        args.data, model.n_states, cutoff=float(model.cutoff), dtype=_model_dtype(model),
+        energy_unit=args.energy_unit, length_unit=args.length_unit, format=args.format,
+    )
+    structures = [structures[i] for i in slice_from_string(str(args.index), len(structures)).tolist()]
+    print(f"{args.data}: {len(structures)} structures with {model.n_states} states")
+    metrics = evaluate_multistate(model, structures, args.batch_size, args.device)
+    print(format_table(metrics))
+    if args.json:
+        payload = {"model": str(args.model), "data": str(args.data), "n_structures": len(structures),
+                   "dtype": str(_model_dtype(model)).removeprefix("torch."), **metrics}
+        atomic_write_text(args.json, json.dumps(payload, indent=1))
     return 0
 
 

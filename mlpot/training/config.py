@@ -6,8 +6,9 @@ A config file has four sections, each a dataclass below: ``data`` (:class:`DataC
 unknown key or a value of the wrong type is an error that names the key (``trainer.lrr``), so a
 typo can never silently fall back to a default. ``--set section.key=value`` overrides any key.
 
-The Markdown reference of ``docs/training.md`` is generated from these dataclasses by
-:func:`render_reference`, and a test checks that the document matches it.
+The Markdown reference of ``docs/training.md`` is generated from these dataclasses (their types,
+defaults and :func:`field_help` texts) by ``scripts/render_config_docs.py``, and a test checks that
+the document matches it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "apply_overrides",
+    "field_help",
+    "type_name",
     "render_reference",
 ]
 
@@ -57,8 +60,12 @@ class DataConfig:
     n_train: int | None = _f(None, help="Training structures drawn from `train` (null: all not used for validation).")
     n_val: int = _f(50, help="Validation structures drawn from `train` (early stopping, best checkpoint).")
     seed: int = _f(0, help="Seed of the random train/validation split.")
-    split_file: str | None = _f(None, help="JSON or npz index file with `train`/`val` indices; overrides n_train/n_val/seed.")
-    energy_key: str | None = _f(None, help="Explicit energy key in `atoms.info` (e.g. REF_energy); null: the calculator's energy.")
+    split_file: str | None = _f(
+        None, help="JSON or npz index file with `train`/`val` indices; overrides n_train/n_val/seed."
+    )
+    energy_key: str | None = _f(
+        None, help="Explicit energy key in `atoms.info` (e.g. REF_energy); null: the calculator's energy."
+    )
     forces_key: str | None = _f(None, help="Explicit forces key in `atoms.arrays` (e.g. REF_forces).")
     stress_key: str | None = _f(None, help="Explicit stress key in `atoms.info` (e.g. REF_stress).")
     npz_keys: dict[str, str] | None = _f(
@@ -82,7 +89,9 @@ class ModelConfig:
         "`equivariant` (mlpot.models.EquivariantModel), or one registered by your own code. `type` is a synonym.",
     )
     cutoff: float = _f(5.0, help="Cutoff radius, Å.")
-    chirality: str = _f("even", help="even (mirror images have equal energy), augment (mirror images added in training) or free.")
+    chirality: str = _f(
+        "even", help="even (mirror images have equal energy), augment (mirror images added in training) or free."
+    )
     elements: list[str] | None = _f(None, help="Element symbols the model covers (null: those in the training data).")
     hyperparameters: dict[str, Any] = _f({}, help="Further model keys (any other key in this section lands here).")
 
@@ -100,10 +109,17 @@ class TrainerConfig(LoopConfig):
     energy_weight: float = _f(1.0, help="Weight of the per-atom energy term.")
     forces_weight: float = _f(10.0, help="Weight of the force term.")
     stress_weight: float = _f(1.0, help="Weight of the stress term (stress × volume per atom, i.e. eV/atom).")
+    couplings_weight: float = _f(
+        1.0, help="Weight of the phase-free non-adiabatic coupling term (multistate models such as `type: diabatic`)."
+    )
     ensemble: int = _f(1, help="Train this many models with seeds seed, seed+1, ...; saved as a Committee.")
     dtype: str = _f("float64", help="float64 or float32: dtype of the model and the data.")
-    device: str = _f("auto", help="cpu, cuda, cuda:N or auto (cuda when available; under torchrun the local rank's GPU).")
-    fit_statistics: bool = _f(True, help="Fit per-element reference energies and the force scale on the training set first.")
+    device: str = _f(
+        "auto", help="cpu, cuda, cuda:N or auto (cuda when available; under torchrun the local rank's GPU)."
+    )
+    fit_statistics: bool = _f(
+        True, help="Fit per-element reference energies and the force scale on the training set first."
+    )
     resume: bool = _f(
         False,
         help="Continue from OUTPUT/last.pt (or OUTPUT/member_K/last.pt) when it exists; the model and the settings "
@@ -128,7 +144,8 @@ _LOOP_HELP = {
     "lr": "Peak learning rate of AdamW.",
     "weight_decay": "Decoupled weight decay of AdamW.",
     "warmup_epochs": "Linear learning-rate warm-up, in epochs.",
-    "schedule": "cosine (ends at max_epochs), cosine_time (ends at max_epochs or max_minutes, whichever comes first), plateau or constant.",
+    "schedule": ("cosine (ends at max_epochs), cosine_time (ends at max_epochs or max_minutes, whichever comes "
+                 "first), plateau or constant."),
     "ema_decay": ("Decay per optimiser step of the EMA of the weights used for evaluation; it averages over "
                   "~1/(1 − decay) steps, so a small training set (few steps per epoch) wants a lower value "
                   "(null: no EMA)."),
@@ -145,12 +162,13 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig}
 
 
 # --------------------------------------------------------------------------------------- validation
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """A config annotation as the docs and error messages spell it: ``int | null``, ``list[str]``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
     if origin is not None:
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in typing.get_args(tp))}]"
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
@@ -166,7 +184,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ValueError as exc:
                 errors.append(exc)
-        raise ValueError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{where}: expected {type_name(tp)}, got {type(value).__name__} {value!r}")
     if tp is type(None):
         if value is None:
             return None
@@ -195,7 +213,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, dict):
             k_tp, v_tp = typing.get_args(tp)
             return {_coerce(k, k_tp, where): _coerce(v, v_tp, f"{where}.{k}") for k, v in value.items()}
-    raise ValueError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    raise ValueError(f"{where}: expected {type_name(tp)}, got {type(value).__name__} {value!r}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -218,8 +236,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     for f in dataclasses.fields(cls):
         if f.name in values and f.name not in kwargs:
             kwargs[f.name] = _coerce(values[f.name], hints[f.name], f"{where}.{f.name}")
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name for f in dataclasses.fields(cls)
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ValueError(f"missing required key '{where}.{missing[0]}'")
     try:
@@ -261,25 +281,32 @@ def check_model_hyperparameters(model: ModelConfig) -> None:
         if key not in params:
             if accepts_any:
                 continue
-            valid = ", ".join(sorted(k for k in params if k not in reserved and params[k].kind.name != "VAR_POSITIONAL"))
+            valid = ", ".join(
+                sorted(k for k in params if k not in reserved and params[k].kind.name != "VAR_POSITIONAL")
+            )
             raise ValueError(f"unknown key 'model.{key}'; the model's hyper-parameters are: {valid}")
         default = params[key].default
         if default is not inspect.Parameter.empty and default is not None and value is not None:
             expected = type(default)
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+            widened = expected is float and isinstance(value, int) and not isinstance(value, bool)
+            ok = isinstance(value, expected) or widened
             if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
                 ok = True
             if isinstance(value, bool) != isinstance(default, bool):
                 ok = False
             if not ok:
                 kind = "list" if isinstance(default, (list, tuple)) else expected.__name__
-                raise ValueError(f"model.{key}: expected {kind} (default {default!r}), got {type(value).__name__} {value!r}")
+                raise ValueError(
+                    f"model.{key}: expected {kind} (default {default!r}), got {type(value).__name__} {value!r}"
+                )
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     """Validate a nested dict (as read from YAML) into a :class:`TrainConfig`."""
     if not isinstance(values, dict):
-        raise ValueError(f"config: expected a mapping with sections data, model, trainer, output; got {type(values).__name__}")
+        raise ValueError(
+            f"config: expected a mapping with sections data, model, trainer, output; got {type(values).__name__}"
+        )
     allowed = {"data", "model", "trainer", "output"}
     unknown = sorted(set(values) - allowed)
     if unknown:
@@ -341,98 +368,27 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------------------- docs
-def _help(cls: type, f: dataclasses.Field) -> str:
+# --------------------------------------------------------------------------------------- help texts
+def field_help(f: dataclasses.Field) -> str:
+    """The help text of a config field (rendered into docs/training.md by scripts/render_config_docs.py)."""
     return f.metadata.get("help") or _LOOP_HELP.get(f.name, "")
 
 
-def _default(f: dataclasses.Field) -> str:
-    if f.default is not dataclasses.MISSING:
-        value = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-    else:
-        return "required"
-    if dataclasses.is_dataclass(value):
-        return "see below"
-    return "null" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def _model_hyperparameter_rows(model_class: type) -> list[str]:
-    """Rows for a model class's hyper-parameters: name, default and the docstring's text."""
-    doc = inspect.getdoc(model_class) or ""
-    helps: dict[str, str] = {}
-    current = None
-    for line in doc.split("Args:", 1)[-1].splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if line.startswith("    ") and not line.startswith("        ") and ":" in stripped:
-            current, text = stripped.split(":", 1)
-            helps[current] = text.strip()
-        elif current is not None and line.startswith("        "):
-            helps[current] += " " + stripped
-        elif not line.startswith(" "):
-            break
-    rows = []
-    reserved = {"self", "elements", "cutoff", "chirality", "dtype", "seed"}
-    for name, param in inspect.signature(model_class.__init__).parameters.items():
-        if name in reserved or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        default = param.default
-        if isinstance(default, tuple):
-            default = list(default)
-        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
-        rows.append(f"| `{name}` | `{shown}` | {helps.get(name, '')} |")
-    return rows
-
-
 def render_reference() -> str:
-    """The Markdown reference of every config key: type, default and meaning, per section."""
-    lines = []
-    for name, cls in [("data", DataConfig), ("model", ModelConfig), ("trainer", TrainerConfig)]:
-        lines += [f"### `{name}`", "", " ".join((cls.__doc__ or "").split()), "",
-                  "| key | type | default | meaning |", "|---|---|---|---|"]
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            default = _default(f)
-            default = default if default == "required" else f"`{default}`"
-            lines.append(f"| `{f.name}` | {_type_name(hints[f.name]).replace(' | ', ' or ')} | {default} | {_help(cls, f)} |")
-        lines.append("")
-        if cls is ModelConfig:
-            from mlpot.models import registry
+    """Deprecated: the Markdown config reference; use ``scripts/render_config_docs.py`` (same output)."""
+    import importlib.util
+    import warnings
 
-            for model_name in registry.names():
-                model_class = registry.get(model_name)
-                if not model_class.__module__.startswith("mlpot."):  # models registered by user code
-                    continue
-                lines += [f"Hyper-parameters of `mlpot.models.{model_class.__name__}` (`type: {model_name}`), written "
-                          "directly in the `model` section:", "", "| key | default | meaning |", "|---|---|---|",
-                          *_model_hyperparameter_rows(model_class), ""]
-    output = next(f for f in dataclasses.fields(TrainConfig) if f.name == "output")
-    lines += ["### `output`", "", f"A string, default `{output.default}`. {output.metadata['help']}", ""]
-    return "\n".join(lines)
-
-
-BEGIN_MARKER = "<!-- BEGIN CONFIG REFERENCE (generated by `python -m mlpot.training.config docs/training.md`) -->"
-END_MARKER = "<!-- END CONFIG REFERENCE -->"
-
-
-def update_document(path: str | Path) -> bool:
-    """Replace the text between the config-reference markers of ``path``; True if it changed."""
-    path = Path(path)
-    text = path.read_text()
-    start, end = text.index(BEGIN_MARKER) + len(BEGIN_MARKER), text.index(END_MARKER)
-    new = text[:start] + "\n\n" + render_reference() + "\n" + text[end:]
-    if new != text:
-        path.write_text(new)
-    return new != text
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) > 1:
-        print("updated" if update_document(sys.argv[1]) else "up to date", sys.argv[1])
-    else:
-        print(render_reference())
+    warnings.warn(
+        "mlpot.training.config.render_reference moved to scripts/render_config_docs.py "
+        "(run `python scripts/render_config_docs.py docs/training.md`)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    script = Path(__file__).resolve().parents[2] / "scripts" / "render_config_docs.py"
+    if not script.is_file():
+        raise ImportError(f"render_reference needs {script}, which ships with the source tree, not with the package")
+    spec = importlib.util.spec_from_file_location("render_config_docs", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render_reference()

@@ -139,7 +139,8 @@ def check_units(
     magnitudes = magnitudes[magnitudes > _ZERO_FORCE_EV_PER_A]
     median_force = float(magnitudes.median()) if magnitudes.numel() else math.nan
     residuals = [
-        (float(s[K.ENERGY]) - sum(reference_energies.get(int(z), 0.0) for z in s[K.NUMBERS].tolist())) / len(s[K.NUMBERS])
+        (float(s[K.ENERGY]) - sum(reference_energies.get(int(z), 0.0) for z in s[K.NUMBERS].tolist()))
+        / len(s[K.NUMBERS])
         for s in structures if K.ENERGY in s
     ]
     spread = float(np.std(residuals)) if len(residuals) > 1 else math.nan
@@ -148,7 +149,9 @@ def check_units(
     too_high = median_force > high
     too_low = median_force < low and not spread >= QUIET_ENERGY_SPREAD_EV_PER_ATOM  # NaN spread: no energies
     if too_high or too_low:
-        quiet = f" and the energies per atom spread by only {spread:.2g} eV/atom" if too_low and math.isfinite(spread) else ""
+        quiet = ""
+        if too_low and math.isfinite(spread):
+            quiet = f" and the energies per atom spread by only {spread:.2g} eV/atom"
         problems.append(
             f"the median force is {median_force:.3g} eV/Å per atom{quiet}, outside the {low}–{high} eV/Å of DFT "
             "data (kcal/mol read as eV gives 23 times too much, Hartree/Bohr read as eV/Å 51 times too little)"

@@ -6,6 +6,9 @@ process group: gloo on CPU, nccl on GPU (each rank on the GPU of its local rank)
 builds the same global batches and trains on its share (:class:`~mlpot.training.batching.StructureBatches`);
 the loss normalises by the global label counts, so the averaged gradient is that of one process
 on the global batch. Rank 0 alone writes files.
+
+The collectives the training loop needs (:func:`mean_over_ranks`, :func:`any_rank`) are identities
+in a single process, so the loop has one code path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DistInfo", "init_distributed", "resolve_device", "wrap_model", "barrier"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "resolve_device",
+    "wrap_model",
+    "barrier",
+    "unwrap",
+    "is_distributed",
+    "process_rank",
+    "mean_over_ranks",
+    "any_rank",
+]
 
 
 @dataclass
@@ -81,3 +95,46 @@ def barrier() -> None:
     """Wait for every rank (no-op without a process group)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper, else ``model``."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def process_rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return torch.distributed.get_rank() if is_distributed() else 0
+
+
+def _communication_device() -> torch.device:
+    """Where collective tensors must live: the current GPU for nccl, else the CPU."""
+    if is_distributed() and torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Average a dict of floats over ranks (identity without a process group)."""
+    if not is_distributed() or not values:
+        return values
+    keys = list(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_communication_device())
+    torch.distributed.all_reduce(t)
+    t /= torch.distributed.get_world_size()
+    return dict(zip(keys, t.cpu().tolist()))
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any (a signal reached one rank: all must stop)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=_communication_device())
+    torch.distributed.all_reduce(t)
+    return bool(t.item() > 0)

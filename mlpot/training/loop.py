@@ -1,4 +1,4 @@
-"""The one generic training loop of mlpot.
+"""The one generic training loop of mlpot: :func:`fit` → :func:`train_one_epoch` → :func:`take_step`.
 
 ``fit`` trains any ``torch.nn.Module`` against any ``loss_fn(model, batch, training)``; it knows
 nothing about atoms. The interatomic-potential trainer (:mod:`mlpot.training.trainer`) and the
@@ -19,9 +19,9 @@ Design notes:
   fsync, rename, fsync of the folder) and are loaded with ``torch.load(weights_only=True)``:
   loading one never executes pickled code. With ``settings``, a resumed run must have the model
   (config and initial weights) and the settings of the run that wrote the checkpoint.
-* **Interruption.** SIGINT and SIGTERM set a flag; the loop finishes the optimiser step in flight,
-  writes ``last.pt`` and raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``). A second
-  signal aborts at once.
+* **Interruption.** SIGINT and SIGTERM set a flag (:class:`mlpot.interrupts.SignalGuard`); the loop
+  finishes the optimiser step in flight, writes ``last.pt`` and raises :class:`TrainingInterrupted`
+  (a ``KeyboardInterrupt``). A second signal aborts at once.
 * **Schedules** are functions of the fractional epoch ``t = epoch + (batch + 1) / n_batches``, so
   the learning rate changes every step and does not depend on the history of the process.
 * **Validation** runs with the EMA weights, the model in ``eval()`` mode and the parameters'
@@ -31,41 +31,41 @@ Design notes:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mlpot.files import atomic_write_text
+from mlpot.interrupts import SignalGuard
 from mlpot.progress import progress as progress_reporter
 from mlpot.training.checkpoints import (
     CHECKPOINT_FORMAT,
-    check_fingerprint,
     fingerprint,
     load_checkpoint,
     rng_state,
-    save_checkpoint,
     seed_everything,
     set_rng_state,
 )
+from mlpot.training.distributed import any_rank, mean_over_ranks, process_rank, unwrap
 from mlpot.training.ema import EMA, Swapped
+from mlpot.training.metrics_log import MetricsCsv
+from mlpot.training.run_state import EpochPosition, RunState
+from mlpot.training.schedules import SCHEDULES, learning_rate_factor
+from mlpot.training.validation import as_floats, epoch_summary, validate
 
-__all__ = ["LoopConfig", "FitResult", "TrainingInterrupted", "fit", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "LoopConfig", "FitResult", "TrainingInterrupted", "fit", "train_one_epoch", "take_step", "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+]
 
 LossFn = Callable[[torch.nn.Module, Any, bool], "tuple[torch.Tensor, dict[str, float]]"]
-
-
-SCHEDULES = ("cosine", "cosine_time", "plateau", "constant")
 
 
 @dataclass
@@ -151,167 +151,73 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training interrupted by signal {signum}{where}")
 
 
-# --------------------------------------------------------------------------------------- DDP
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel (or DataParallel) wrapper."""
-    return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+# --------------------------------------------------------------------------------------- one step
+def take_step(run: RunState, batch: Any, lr: float, where: str) -> dict[str, float]:
+    """One optimiser step on ``batch`` at learning rate ``lr``; returns the batch's loss and metrics.
+
+    Raises:
+        FloatingPointError: the loss is NaN or infinite (``where`` names the epoch and batch).
+    """
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    loss, metrics = run.loss_fn(run.model, batch, True)
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(f"training loss is {float(loss.detach())} at {where}")
+    loss.backward()
+    if run.config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(run.params, run.config.grad_clip)
+    run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update(run.module)
+    run.schedule["step"] += 1
+    return {"loss": float(loss.detach()), **as_floats(metrics)}
 
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+# --------------------------------------------------------------------------------------- one epoch
+def train_one_epoch(
+    run: RunState, train_batches: Iterable, epoch: int, n_batches: int | None, resume: EpochPosition,
+    guard: SignalGuard, bar: Any,
+) -> list[dict[str, float]]:
+    """One pass over ``train_batches`` (the rest of it, after an interruption); per-batch metrics.
+
+    The iterator of an interrupted epoch is re-created from the RNG state saved at the start of the
+    epoch and advanced past the batches already done, then the RNG state at the interruption is
+    restored: the epoch continues bit for bit.
+
+    Raises:
+        TrainingInterrupted: a signal arrived (on any rank); last.pt holds the position in the epoch.
+    """
+    config = run.config
+    if resume.batches_done and resume.rng_epoch_start is not None:
+        set_rng_state(resume.rng_epoch_start)
+    rng_start = rng_state()
+    iterator = iter(train_batches)
+    per_batch = resume.epoch_metrics if resume.batches_done else []
+    for _ in range(resume.batches_done):
+        next(iterator)
+    if resume.batches_done and resume.rng_now is not None:
+        set_rng_state(resume.rng_now)
+    run.model.train()
+    for i, batch in enumerate(iterator, start=resume.batches_done):
+        t = epoch + ((i + 1) / n_batches if n_batches else 0.0)
+        lr = config.lr * learning_rate_factor(config, t, run.schedule["plateau_scale"], run.schedule["elapsed_s"])
+        per_batch.append(take_step(run, batch, lr, f"epoch {epoch + 1}, batch {i + 1}"))
+        bar.update(1, epoch=epoch + 1, loss=f"{np.mean([m['loss'] for m in per_batch]):.4g}", lr=f"{lr:.2e}")
+        if any_rank(guard.requested):
+            if run.last_path is not None:
+                run.save_last_and_best(epoch, i + 1, per_batch, rng_start)
+            raise TrainingInterrupted(guard.signum or signal.SIGTERM, run.last_path if run.rank == 0 else None)
+    return per_batch
 
 
-def _rank() -> int:
-    return torch.distributed.get_rank() if _distributed() else 0
-
-
-def _comm_device() -> torch.device:
-    """Where collective tensors must live: the current GPU for nccl, else the CPU."""
-    if _distributed() and torch.distributed.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _all_mean(values: dict[str, float]) -> dict[str, float]:
-    """Average a dict of floats over ranks (identity without torch.distributed)."""
-    if not _distributed() or not values:
-        return values
-    keys = list(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_comm_device())
-    torch.distributed.all_reduce(t)
-    t /= torch.distributed.get_world_size()
-    return dict(zip(keys, t.cpu().tolist()))
-
-
-def _any_rank(flag: bool) -> bool:
-    if not _distributed():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=_comm_device())
-    torch.distributed.all_reduce(t)
-    return bool(t.item() > 0)
-
-
-# --------------------------------------------------------------------------------------- schedule
-def _lr_factor(config: LoopConfig, t: float, plateau_scale: float, elapsed_s: float = 0.0) -> float:
-    """Learning-rate multiplier at fractional epoch t (t = 1 at the end of the first epoch), after
-    ``elapsed_s`` seconds of training (used by "cosine_time" only)."""
-    warm = 1.0
-    if config.warmup_epochs > 0 and t < config.warmup_epochs:
-        warm = max(t, 0.0) / config.warmup_epochs
-    if config.schedule in ("cosine", "cosine_time"):
-        span = max(config.max_epochs - config.warmup_epochs, 1e-12)
-        p = (t - config.warmup_epochs) / span
-        if config.schedule == "cosine_time":
-            # An epoch count fixed up front ends the cosine too early or too late when the epoch
-            # time is misjudged; the clock makes it end with the budget either way.
-            p = max(p, elapsed_s / (60.0 * config.max_minutes))
-        p = min(max(p, 0.0), 1.0)
-        f = config.min_lr_factor + (1.0 - config.min_lr_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
-    elif config.schedule == "plateau":
-        f = plateau_scale
-    else:
-        f = 1.0
-    return warm * f
-
-
-# --------------------------------------------------------------------------------------- metrics CSV
-class _CsvLog:
-    """The metrics CSV: rewritten from the history when opened (so it matches a resumed run),
-    then one appended row per epoch (rewritten only if a new column appears)."""
-
-    def __init__(self, path: Path, history: list[dict[str, float]]):
-        self.path, self.columns = path, []
-        self._rewrite(history)
-
-    def _rewrite(self, history: list[dict[str, float]]) -> None:
-        self.columns = []
-        for row in history:
-            self.columns.extend(k for k in row if k not in self.columns)
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=self.columns)
-        if self.columns:
-            writer.writeheader()
-        for row in history:
-            writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        atomic_write_text(self.path, text.getvalue())
-
-    def append(self, row: dict[str, float], history: list[dict[str, float]]) -> None:
-        if not self.columns or any(k not in self.columns for k in row):
-            self._rewrite(history)
-            return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.columns).writerow({k: _fmt(row.get(k)) for k in self.columns})
-
-
-def _fmt(v: Any) -> Any:
-    return f"{v:.10g}" if isinstance(v, float) else ("" if v is None else v)
-
-
-# --------------------------------------------------------------------------------------- signals
-class _SignalGuard:
-    """Turn SIGINT/SIGTERM into a flag while active (main thread only); a second signal aborts."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_SignalGuard":
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._previous[s] = signal.getsignal(s)
-                signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:  # second signal: stop now, without a checkpoint
-            self.__exit__()
-            raise KeyboardInterrupt(f"second signal {signum}: aborted without checkpoint")
-        self.signum = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._previous.items():
-            signal.signal(s, h)
-        self._previous = {}
-
-
-# --------------------------------------------------------------------------------------- metrics
-def _reduce(loss_fn: Any, per_batch: list[dict[str, float]]) -> dict[str, float]:
-    """Epoch metrics from per-batch metric dicts: ``loss_fn.reduce_metrics`` if it has one, else the mean."""
-    if not per_batch:
-        return {}
-    reducer = getattr(loss_fn, "reduce_metrics", None)
-    if reducer is not None:
-        return {k: float(v) for k, v in reducer(per_batch).items()}
-    keys: list[str] = []
-    for m in per_batch:
-        keys.extend(k for k in m if k not in keys)
-    return {k: float(np.mean([m[k] for m in per_batch if k in m])) for k in keys}
-
-
-def _as_floats(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in metrics.items()}
-
-
-def _evaluate(module: torch.nn.Module, loss_fn: Any, batches: Iterable) -> dict[str, float]:
-    """Validation loss and metrics of ``module`` (already holding the evaluation weights)."""
-    was_training = module.training
-    requires = [(p, p.requires_grad) for p in module.parameters()]
-    module.eval()
-    for p, _ in requires:
-        p.requires_grad_(False)
-    try:
-        per_batch = []
-        for batch in batches:
-            loss, metrics = loss_fn(module, batch, False)
-            per_batch.append({"loss": float(loss.detach()), **_as_floats(metrics)})
-    finally:
-        for p, r in requires:
-            p.requires_grad_(r)
-        module.train(was_training)
-    losses = [m.pop("loss") for m in per_batch]
-    out = {"loss": float(np.mean(losses))} if losses else {}
-    out.update(_reduce(loss_fn, per_batch))
-    return out
+def _print_epoch(bar: Any, row: dict[str, float], improved: bool) -> None:
+    shown = {k: v for k, v in row.items() if k != "epoch"}
+    if len(shown) > 8:  # many metrics: the console shows losses and MAEs, the CSV has everything
+        shown = {k: v for k, v in shown.items() if k in ("lr", "time_s") or k.endswith("loss") or "_mae_" in k}
+        shown = {k: v for k, v in shown.items() if not k.endswith("per_atom")}
+    text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
+    bar.write(f"epoch {row['epoch']:4d}  {text}{'  *' if improved else ''}")
 
 
 # --------------------------------------------------------------------------------------- fit
@@ -360,223 +266,111 @@ def fit(
         ValueError: ``resume`` from a checkpoint of another model or other ``settings``.
     """
     config = LoopConfig() if config is None else config
-    module = _unwrap(model)
-    rank = _rank()
+    module = unwrap(model)
+    rank = process_rank()
     out = Path(output_dir) if output_dir is not None else None
     if out is not None and rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    last_path = out / "last.pt" if out is not None else None
-    best_path = out / "best.pt" if out is not None else None
-
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    ema = EMA(module, config.ema_decay) if config.ema_decay is not None else None
-
-    # elapsed_s: training time so far, kept across resumes (the "cosine_time" clock)
-    sched = {"plateau_scale": 1.0, "plateau_best": math.inf, "plateau_bad": 0, "step": 0, "elapsed_s": 0.0}
-    history: list[dict[str, float]] = []
-    best_val, best_epoch, best_weights, bad_epochs = math.inf, None, None, 0
-    start_epoch, skip_batches, carried_metrics = 0, 0, []
-    rng_epoch_start = rng_now = None
-    stopped = None
-
-    # The hash of the initial weights: a rebuilt run (same config, seed and data) has the same.
-    run_fingerprint = fingerprint(module, settings) if settings is not None else None
-    if resume and last_path is not None and last_path.exists():
-        ckpt = load_checkpoint(last_path)
-        check_fingerprint(ckpt.get("fingerprint"), run_fingerprint, last_path)
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ema is not None and ckpt["ema"] is not None:
-            ema.load_state_dict(ckpt["ema"])
-        sched.update(ckpt["scheduler"])
-        history = list(ckpt["history"])
-        best_val = ckpt["best_val_loss"] if ckpt["best_val_loss"] is not None else math.inf
-        best_epoch, best_weights, bad_epochs = ckpt["best_epoch"], ckpt["best_weights"], ckpt["bad_epochs"]
-        start_epoch, skip_batches = ckpt["epoch"], ckpt["batch_in_epoch"]
-        carried_metrics = list(ckpt["epoch_metrics"])
-        rng_epoch_start, rng_now = ckpt["rng_epoch_start"], ckpt["rng"]
-        stopped = ckpt["finished"]
-        if stopped != "early_stopping":  # a larger max_epochs or a fresh time budget continues the run
-            stopped = None
-        if skip_batches == 0:
-            set_rng_state(rng_now)
+    run = RunState(
+        model=model, module=module, loss_fn=loss_fn, config=config, params=params,
+        optimizer=torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay),
+        ema=EMA(module, config.ema_decay) if config.ema_decay is not None else None, rank=rank,
+        last_path=out / "last.pt" if out is not None else None, best_path=out / "best.pt" if out is not None else None,
+        # The hash of the initial weights: a rebuilt run (same config, seed and data) has the same.
+        run_fingerprint=fingerprint(module, settings) if settings is not None else None,
+    )
+    start_epoch, where = 0, EpochPosition()
+    if resume and run.last_path is not None and run.last_path.exists():
+        ckpt = load_checkpoint(run.last_path)
+        run.restore(ckpt)
+        start_epoch = ckpt["epoch"]
+        where = EpochPosition(ckpt["batch_in_epoch"], list(ckpt["epoch_metrics"]), ckpt["rng_epoch_start"], ckpt["rng"])
+        if where.batches_done == 0:
+            set_rng_state(where.rng_now)
         if rank == 0 and config.progress:
-            print(f"resuming from {last_path}: epoch {start_epoch}, batch {skip_batches}")
+            print(f"resuming from {run.last_path}: epoch {start_epoch}, batch {where.batches_done}")
     else:
         seed_everything(config.seed)
         if out is not None and rank == 0:
-            for stale in (last_path, best_path, out / log_name):
+            for stale in (run.last_path, run.best_path, out / log_name):
                 if stale.exists():
                     stale.unlink()
 
-    def eval_weights() -> dict[str, torch.Tensor] | None:
-        return ema.shadow if ema is not None else None
+    if run.stopped is None:
+        _run_epochs(run, train_batches, val_batches, start_epoch, where, out, log_name, on_epoch)
+    final = run.best_weights if (val_batches is not None and run.best_weights is not None) else run.eval_weights()
+    if final is not None:
+        module.load_state_dict(final)
+    return FitResult(
+        history=run.history,
+        best_val_loss=None if math.isinf(run.best_val) else run.best_val,
+        best_epoch=run.best_epoch,
+        stopped=run.stopped or "max_epochs",
+        output_dir=out,
+    )
 
-    def checkpoint(path: Path, epoch: int, batch_in_epoch: int, epoch_metrics: list, rng_start: Any) -> None:
-        if rank != 0:
-            return
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-            "epoch_metrics": epoch_metrics,
-            "model": module.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": dict(sched),
-            "ema": ema.state_dict() if ema is not None else None,
-            "rng": rng_state(),
-            "rng_epoch_start": rng_start,
-            "best_weights": best_weights,
-            "best_val_loss": None if math.isinf(best_val) else best_val,
-            "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs,
-            "history": history,
-            "config": asdict(config),
-            "finished": stopped,
-            "fingerprint": run_fingerprint,
-        }
-        save_checkpoint(state, path)
 
-    def finish() -> FitResult:
-        final = best_weights if (val_batches is not None and best_weights is not None) else eval_weights()
-        if final is not None:
-            module.load_state_dict(final)
-        return FitResult(
-            history=history,
-            best_val_loss=None if math.isinf(best_val) else best_val,
-            best_epoch=best_epoch,
-            stopped=stopped or "max_epochs",
-            output_dir=out,
-        )
-
-    if stopped is not None:
-        return finish()
-
+def _run_epochs(
+    run: RunState, train_batches: Iterable, val_batches: Iterable | None, start_epoch: int, where: EpochPosition,
+    out: Path | None, log_name: str, on_epoch: Callable[[dict[str, float]], None] | None,
+) -> None:
+    """The epochs of :func:`fit` from ``start_epoch``: train, validate, book-keep, log, checkpoint."""
+    config, rank = run.config, run.rank
     n_batches = len(train_batches) if hasattr(train_batches, "__len__") else None
     t_start = clock = time.monotonic()
-
-    guard = _SignalGuard() if out is not None else None
-    csv_log = _CsvLog(out / log_name, history) if out is not None and rank == 0 else None
-    best_dirty = False  # best weights changed since best.pt was written
+    csv_log = MetricsCsv(out / log_name, run.history) if out is not None and rank == 0 else None
     # One reporter for the whole run (mlpot.progress): a bar on a terminal, a plain line every 5%
     # of the batches in a log, so a piped run never fills its log with bar redraws.
     bar = progress_reporter(
         total=n_batches * config.max_epochs if n_batches else None, desc="training", unit="batch",
-        enabled=config.progress and rank == 0, initial=start_epoch * (n_batches or 0) + skip_batches,
+        enabled=config.progress and rank == 0, initial=start_epoch * (n_batches or 0) + where.batches_done,
     )
     try:
-        if guard is not None:
-            guard.__enter__()
-        for epoch in range(start_epoch, config.max_epochs):
-            t_epoch = time.monotonic()
-            if config.schedule == "cosine_time":
-                # the clock advances once per epoch, averaged over ranks: every rank must use the same learning rate
-                sched["elapsed_s"] = _all_mean({"s": sched["elapsed_s"] + t_epoch - clock})["s"]
-                clock = t_epoch
-            if skip_batches and rng_epoch_start is not None:
-                set_rng_state(rng_epoch_start)
-            rng_start = rng_state()
-            iterator = iter(train_batches)
-            per_batch: list[dict[str, float]] = carried_metrics if skip_batches else []
-            for _ in range(skip_batches):
-                next(iterator)
-            if skip_batches and rng_now is not None:
-                set_rng_state(rng_now)
-            first = skip_batches
-            skip_batches, carried_metrics = 0, []
-            model.train()
-            i = first - 1
-            for i, batch in enumerate(iterator, start=first):
-                t = epoch + ((i + 1) / n_batches if n_batches else 0.0)
-                lr = config.lr * _lr_factor(config, t, sched["plateau_scale"], sched["elapsed_s"])
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                loss, metrics = loss_fn(model, batch, True)
-                if not torch.isfinite(loss.detach()).all():
-                    raise FloatingPointError(f"training loss is {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1}")
-                loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(module)
-                sched["step"] += 1
-                per_batch.append({"loss": float(loss.detach()), **_as_floats(metrics)})
-                bar.update(1, epoch=epoch + 1, loss=f"{np.mean([m['loss'] for m in per_batch]):.4g}", lr=f"{lr:.2e}")
-                signalled = guard is not None and guard.signum is not None
-                if _any_rank(signalled):
-                    checkpoint(last_path, epoch, i + 1, per_batch, rng_start)
-                    if best_dirty:
-                        checkpoint(best_path, epoch, i + 1, per_batch, rng_start)
-                    raise TrainingInterrupted(guard.signum or signal.SIGTERM, last_path if rank == 0 else None)
-
-            losses = [m.pop("loss") for m in per_batch]
-            train = {"loss": float(np.mean(losses)) if losses else math.nan, **_reduce(loss_fn, per_batch)}
-            train = _all_mean(train)
-            row: dict[str, float] = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"])}
-            row.update({f"train_{k}": v for k, v in train.items()})
-            if val_batches is not None:
-                with Swapped(module, eval_weights()) as m:
-                    val = _evaluate(m, loss_fn, val_batches)
-                row.update({f"val_{k}": v for k, v in val.items()})
-                monitored = val.get("loss", train["loss"])  # an empty validation set monitors training
-            else:
+        with SignalGuard(enabled=out is not None) as guard:
+            for epoch in range(start_epoch, config.max_epochs):
+                t_epoch = time.monotonic()
+                if config.schedule == "cosine_time":
+                    # the clock advances once per epoch, averaged over ranks: every rank must use the same rate
+                    run.schedule["elapsed_s"] = mean_over_ranks({"s": run.schedule["elapsed_s"] + t_epoch - clock})["s"]
+                    clock = t_epoch
+                per_batch = train_one_epoch(run, train_batches, epoch, n_batches, where, guard, bar)
+                where = EpochPosition()
+                train = mean_over_ranks(epoch_summary(run.loss_fn, per_batch))
+                row: dict[str, float] = {"epoch": epoch + 1, "lr": float(run.optimizer.param_groups[0]["lr"])}
+                row.update({f"train_{k}": v for k, v in train.items()})
                 monitored = train["loss"]
-            row["time_s"] = time.monotonic() - t_epoch
-            history.append(row)
+                if val_batches is not None:
+                    with Swapped(run.module, run.eval_weights()) as m:
+                        val = validate(m, run.loss_fn, val_batches)
+                    row.update({f"val_{k}": v for k, v in val.items()})
+                    monitored = val.get("loss", train["loss"])  # an empty validation set monitors training
+                row["time_s"] = time.monotonic() - t_epoch
+                run.history.append(row)
+                improved = run.record(epoch, monitored)
 
-            improved = monitored < best_val
-            if improved:
-                best_val, best_epoch, bad_epochs = monitored, epoch + 1, 0
-                w = eval_weights() if eval_weights() is not None else module.state_dict()
-                best_weights = {k: v.detach().clone() for k, v in w.items()}
-            else:
-                bad_epochs += 1
-            if config.schedule == "plateau":
-                if monitored < sched["plateau_best"]:
-                    sched["plateau_best"], sched["plateau_bad"] = monitored, 0
-                else:
-                    sched["plateau_bad"] += 1
-                    if sched["plateau_bad"] > config.plateau_patience:
-                        sched["plateau_scale"] *= config.plateau_factor
-                        sched["plateau_bad"] = 0
+                if config.patience is not None and run.bad_epochs >= config.patience:
+                    run.stopped = "early_stopping"
+                elif config.max_minutes is not None and time.monotonic() - t_start > 60.0 * config.max_minutes:
+                    run.stopped = "max_minutes"
+                elif epoch + 1 == config.max_epochs:
+                    run.stopped = "max_epochs"
 
-            if config.patience is not None and bad_epochs >= config.patience:
-                stopped = "early_stopping"
-            elif config.max_minutes is not None and time.monotonic() - t_start > 60.0 * config.max_minutes:
-                stopped = "max_minutes"
-            elif epoch + 1 == config.max_epochs:
-                stopped = "max_epochs"
-
-            if rank == 0 and config.progress:
-                shown = {k: v for k, v in row.items() if k != "epoch"}
-                if len(shown) > 8:  # many metrics: the console shows losses and MAEs, the CSV has everything
-                    shown = {k: v for k, v in shown.items() if k in ("lr", "time_s") or k.endswith("loss") or "_mae_" in k}
-                    shown = {k: v for k, v in shown.items() if not k.endswith("per_atom")}
-                text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
-                bar.write(f"epoch {epoch + 1:4d}  {text}{'  *' if improved else ''}")
-            if rank == 0 and on_epoch is not None:
-                on_epoch({**row, "max_epochs": config.max_epochs})
-            signalled = _any_rank(guard is not None and guard.signum is not None)
-            best_dirty = best_dirty or improved
-            if out is not None:
-                if rank == 0:
-                    csv_log.append(row, history)
-                if stopped or signalled or (epoch + 1) % config.checkpoint_every == 0:
-                    checkpoint(last_path, epoch + 1, 0, [], None)
-                    if best_dirty:
-                        checkpoint(best_path, epoch + 1, 0, [], None)
-                        best_dirty = False
-            if signalled:
-                raise TrainingInterrupted(guard.signum or signal.SIGTERM, last_path if rank == 0 else None)
-            if stopped:
-                break
+                if rank == 0 and config.progress:
+                    _print_epoch(bar, row, improved)
+                if rank == 0 and on_epoch is not None:
+                    on_epoch({**row, "max_epochs": config.max_epochs})
+                signalled = any_rank(guard.requested)
+                if out is not None:
+                    if csv_log is not None:
+                        csv_log.append(row, run.history)
+                    if run.stopped or signalled or (epoch + 1) % config.checkpoint_every == 0:
+                        run.save_last_and_best(epoch + 1, 0, [], None)
+                if signalled:
+                    raise TrainingInterrupted(guard.signum or signal.SIGTERM, run.last_path if rank == 0 else None)
+                if run.stopped:
+                    break
     finally:
         bar.close()
-        if guard is not None:
-            guard.__exit__()
-    if stopped is None:  # max_epochs == start_epoch: nothing left to run
-        stopped = "max_epochs"
-    return finish()
+    if run.stopped is None:  # max_epochs == start_epoch: nothing left to run
+        run.stopped = "max_epochs"

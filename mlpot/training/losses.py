@@ -58,7 +58,9 @@ class PotentialLoss:
             return x.square()
         return torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none", delta=self.huber_delta)
 
-    def __call__(self, model: torch.nn.Module, batch: dict[str, Tensor], training: bool) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self, model: torch.nn.Module, batch: dict[str, Tensor], training: bool
+    ) -> tuple[Tensor, dict[str, float]]:
         """Loss and error sums of ``model`` on ``batch`` (see :class:`mlpot.training.metrics.ErrorSums`)."""
         inputs = {k: batch[k] for k in INPUT_KEYS if k in batch}
         has = {label: label in batch and bool(batch[mask_key(label)].any()) for label in (K.ENERGY, K.FORCES, K.STRESS)}

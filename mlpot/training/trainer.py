@@ -16,33 +16,41 @@
    seed, seed+1, …;
 5. save ``OUTPUT/model.pt`` (a Committee for an ensemble) and evaluate it on the validation and
    test sets (``OUTPUT/metrics.json``).
+
+A model whose class sets ``training_labels = "multistate"`` (the diabatic model of
+:mod:`mlpot.nonadiabatic.atomistic`) trains the same way on per-state labels
+(:mod:`mlpot.data.multistate`) with :class:`~mlpot.training.multistate_loss.MultistateLoss`; the
+decision is read from the registered class, so models/ knows nothing about training.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.data.datasets import ReadReport, load_split, read_structures, save_split, split_indices
+from mlpot.data.multistate import read_multistate_structures
 from mlpot.files import atomic_write_text
-from mlpot.training.batching import INPUT_KEYS, StructureBatches, add_label_masks, select_systems
+from mlpot.training.augmentation import mirror_structure
+from mlpot.training.batching import INPUT_KEYS, StructureBatches, add_label_masks
 from mlpot.training.checkpoints import check_output_folder, without_keys
 from mlpot.training.config import TrainConfig, config_to_dict
 from mlpot.training.data_checks import check_cutoff, check_labels, check_units, training_min_distances
 from mlpot.training.distributed import DistInfo, barrier, init_distributed, resolve_device, wrap_model
+from mlpot.training.evaluation import evaluate, predict
 from mlpot.training.loop import FitResult, LoopConfig, fit
 from mlpot.training.losses import PotentialLoss
-from mlpot.training.metrics import ErrorSums, format_table
+from mlpot.training.metrics import format_table
+from mlpot.training.multistate_loss import MultistateLoss, evaluate_multistate, is_multistate
+from mlpot.training.statistics import fit_energy_statistics, fit_multistate_statistics
 
 #: Settings a resumed run may change (dotted config keys): budgets, device, output and reporting.
 RESUMABLE_SETTINGS = (
@@ -97,8 +105,40 @@ def _read_options(data_cfg: Any) -> dict[str, Any]:
     }
 
 
+def _model_class(config: TrainConfig) -> type:
+    from mlpot.models import registry
+
+    return registry.get(config.model.name)
+
+
+def _n_states(config: TrainConfig) -> int:
+    """The ``n_states`` of a multistate model's config (its constructor's default when not set)."""
+    import inspect
+
+    default = inspect.signature(_model_class(config)).parameters["n_states"].default
+    return int(config.model.hyperparameters.get("n_states", default))
+
+
+def _read(path: str, config: TrainConfig, dtype: torch.dtype, verbose: bool, cutoff: float | None = None) -> list:
+    """The structures of ``path``: per-state labels for a multistate model, else energy/forces/stress."""
+    d = config.data
+    if is_multistate(_model_class(config)):
+        structures = read_multistate_structures(
+            path, _n_states(config), cutoff=cutoff, dtype=dtype, energy_unit=d.energy_unit,
+            length_unit=d.length_unit, format=d.format,
+        )
+        if verbose:
+            print(f"{path}: {len(structures)} structures with {_n_states(config)} states")
+        return structures
+    report = ReadReport(path)
+    structures = read_structures(path, cutoff=cutoff, dtype=dtype, report=report, **_read_options(d))
+    if verbose:
+        print(report.summary())
+    return structures
+
+
 def prepare_data(config: TrainConfig, cutoff: float, dtype: torch.dtype = torch.float64, verbose: bool = True):
-    """Read and split the data of a config.
+    """Read and split the data of a config (per-state labels when the model is a multistate one).
 
     Returns:
         ``(train, val, test, split)``: lists of AtomicData (with neighbour lists for ``cutoff``;
@@ -107,10 +147,7 @@ def prepare_data(config: TrainConfig, cutoff: float, dtype: torch.dtype = torch.
     from mlpot.data import with_neighbors
 
     d = config.data
-    report = ReadReport(d.train)
-    structures = read_structures(d.train, dtype=dtype, report=report, **_read_options(d))
-    if verbose:
-        print(report.summary())
+    structures = _read(d.train, config, dtype, verbose)
     if d.split_file is not None:
         split = load_split(d.split_file, n=len(structures))
         split["seed"] = None
@@ -120,81 +157,24 @@ def prepare_data(config: TrainConfig, cutoff: float, dtype: torch.dtype = torch.
     if not selected:
         raise ValueError("data: the split leaves no training structures")
     # the checks that need no neighbour list first: a wrong unit fails in seconds, not minutes
-    check_labels(selected)
-    check_units(selected, fit_energy_statistics(selected)[0], d.energy_unit, d.length_unit, d.allow_unusual_units)
+    if not is_multistate(_model_class(config)):
+        check_labels(selected)
+        refs = fit_energy_statistics(selected)[0]
+        check_units(selected, refs, d.energy_unit, d.length_unit, d.allow_unusual_units)
     # neighbour lists only for the structures used
     train = [with_neighbors(s, cutoff) for s in selected]
     val = [with_neighbors(structures[i], cutoff) for i in split["val"]]
     check_cutoff(train, cutoff)
     test = None
     if d.test is not None:
-        report = ReadReport(d.test)
-        test = read_structures(d.test, cutoff=cutoff, dtype=dtype, report=report, **_read_options(d))
-        if verbose:
-            print(report.summary())
+        test = _read(d.test, config, dtype, verbose, cutoff=cutoff)
     return train, val, test, split
 
 
-def fit_energy_statistics(structures: Sequence[dict[str, Tensor]]) -> tuple[dict[int, float], float]:
-    """Per-element reference energies (eV) and the force scale (eV/Å) of a training set.
-
-    Reference energies are the least-squares fit of the energies on the composition
-    (``mlpot.models.fit_reference_energies``); the scale is the RMS force component, or the RMS
-    per-atom energy residual when no structure has forces.
-    """
-    with_energy = [s for s in structures if K.ENERGY in s]
-    refs: dict[int, float] = {}
-    if with_energy:
-        numbers = [s[K.NUMBERS] for s in with_energy]
-        energies = torch.cat([s[K.ENERGY] for s in with_energy]).double()
-        refs = _fit_reference_energies(numbers, energies)
-    forces = [s[K.FORCES] for s in structures if K.FORCES in s]
-    if forces:
-        scale = float(torch.cat(forces).double().square().mean().sqrt())
-    elif with_energy:
-        residual = [
-            (float(s[K.ENERGY]) - sum(refs.get(int(z), 0.0) for z in s[K.NUMBERS])) / len(s[K.NUMBERS])
-            for s in with_energy
-        ]
-        scale = float(np.sqrt(np.mean(np.square(residual))))
-    else:
-        scale = 1.0
-    if not math.isfinite(scale) or scale <= 0:
-        scale = 1.0
-    return refs, scale
-
-
-def _fit_reference_energies(numbers: list[Tensor], energies: Tensor) -> dict[int, float]:
-    try:
-        from mlpot.models import fit_reference_energies
-    except ImportError:
-        fit_reference_energies = None
-    if fit_reference_energies is not None:
-        return {int(k): float(v) for k, v in fit_reference_energies(numbers, energies).items()}
-    elements = sorted({int(z) for n in numbers for z in n.tolist()})
-    counts = torch.tensor([[float((n == z).sum()) for z in elements] for n in numbers], dtype=torch.float64)
-    solution = torch.linalg.lstsq(counts, energies.double().unsqueeze(1), driver="gelsd").solution.squeeze(1)
-    return dict(zip(elements, solution.tolist()))
-
-
-def mirror_structure(structure: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The mirror image through the yz plane (x → −x): same energy, mirrored forces and stress.
-
-    Cell rows are mirrored too, so the integer edge shifts stay valid.
-    """
-    m = torch.tensor([-1.0, 1.0, 1.0], dtype=structure[K.POSITIONS].dtype)
-    out = dict(structure)
-    out[K.POSITIONS] = structure[K.POSITIONS] * m
-    out[K.CELL] = structure[K.CELL] * m
-    if K.FORCES in structure:
-        out[K.FORCES] = structure[K.FORCES] * m
-    if K.STRESS in structure:
-        out[K.STRESS] = structure[K.STRESS] * m[:, None] * m[None, :]
-    return out
-
-
 # --------------------------------------------------------------------------------------- model
-def build_model(config: TrainConfig, elements: Sequence[int | str], dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+def build_model(
+    config: TrainConfig, elements: Sequence[int | str], dtype: torch.dtype = torch.float64
+) -> torch.nn.Module:
     """Construct the registered potential named by ``config.model`` (initialised from torch's global RNG)."""
     from mlpot.models import registry
 
@@ -252,7 +232,10 @@ def train_model(
     t = config.trainer
     info = info or DistInfo(device=resolve_device(t.device))
     seed = t.seed if seed is None else seed
-    refs, scale = statistics if statistics is not None else fit_energy_statistics(train)
+    multistate = is_multistate(model)
+    if statistics is None:
+        statistics = fit_multistate_statistics(train) if multistate else fit_energy_statistics(train)
+    refs, scale = statistics
     train = list(train)
     if config.model.chirality == "augment":
         train = train + [mirror_structure(s) for s in train]
@@ -263,18 +246,23 @@ def train_model(
             from mlpot.data import collate
 
             model.fit_descriptor_statistics(collate([{k: s[k] for k in INPUT_KEYS if k in s} for s in train]))
-    labels = [k for k in (K.ENERGY, K.FORCES, K.STRESS) if any(k in s for s in train)]
+    if multistate:  # every structure carries the same per-state labels: no masks
+        loss = MultistateLoss(
+            energy_weight=t.energy_weight, forces_weight=t.forces_weight, couplings_weight=t.couplings_weight,
+            kind=t.loss, huber_delta=t.huber_delta, scale=scale,
+        )
+        val = list(val or [])
+    else:
+        labels = [k for k in (K.ENERGY, K.FORCES, K.STRESS) if any(k in s for s in train)]
+        train, val = add_label_masks(train, labels), add_label_masks(val, labels) if val else []
+        loss = PotentialLoss(
+            energy_weight=t.energy_weight, forces_weight=t.forces_weight, stress_weight=t.stress_weight,
+            kind=t.loss, huber_delta=t.huber_delta, scale=scale,
+        )
     train_batches = StructureBatches(
-        add_label_masks(train, labels), t.batch_size, shuffle=True,
-        rank=info.rank, world_size=info.world_size, device=info.device,
+        train, t.batch_size, shuffle=True, rank=info.rank, world_size=info.world_size, device=info.device
     )
-    val_batches = None
-    if val:
-        val_batches = StructureBatches(add_label_masks(val, labels), t.val_batch_size, shuffle=False, device=info.device)
-    loss = PotentialLoss(
-        energy_weight=t.energy_weight, forces_weight=t.forces_weight, stress_weight=t.stress_weight,
-        kind=t.loss, huber_delta=t.huber_delta, scale=scale,
-    )
+    val_batches = StructureBatches(val, t.val_batch_size, shuffle=False, device=info.device) if val else None
     model.to(info.device)
     wrapped = wrap_model(model, info)
     try:
@@ -291,61 +279,6 @@ def train_model(
         )
     finally:
         model.to("cpu")
-
-
-def predict(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], batch_size: int = 64,
-            device: torch.device | str = "cpu") -> list[dict[str, Tensor]]:
-    """Predictions of ``model`` for each structure (energy [1], forces [n,3], stress [1,3,3] where labelled)."""
-    from mlpot.data import collate
-
-    model = model.to(device)
-    was_training = model.training
-    model.eval()
-    out: list[dict[str, Tensor]] = []
-    try:
-        for start in range(0, len(structures), batch_size):
-            chunk = structures[start : start + batch_size]
-            batch = collate([{k: s[k] for k in INPUT_KEYS if k in s} for s in chunk])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            periodic = batch[K.PBC].all(dim=1)
-            want_stress = any(K.STRESS in s for s in chunk) and bool(periodic.any())
-            result = model(batch, compute_forces=True, compute_stress=want_stress and bool(periodic.all()), training=False)
-            stress = {}  # system index -> [1, 3, 3]; a mixed chunk gets the stress of its periodic part
-            if want_stress:
-                index = torch.nonzero(periodic).flatten()
-                values = result[K.STRESS] if bool(periodic.all()) else model(
-                    select_systems(batch, index), compute_forces=False, compute_stress=True, training=False)[K.STRESS]
-                stress = {int(i): values[k : k + 1].detach().cpu() for k, i in enumerate(index.tolist())}
-            counts = batch[K.N_ATOMS].tolist()
-            forces = torch.split(result[K.FORCES].detach().cpu(), counts)
-            for i in range(len(chunk)):
-                p = {K.ENERGY: result[K.ENERGY][i : i + 1].detach().cpu(), K.FORCES: forces[i]}
-                if i in stress:
-                    p[K.STRESS] = stress[i]
-                out.append(p)
-    finally:
-        model.train(was_training)
-    return out
-
-
-def evaluate(model: torch.nn.Module, structures: Sequence[dict[str, Tensor]], batch_size: int = 64,
-             device: torch.device | str = "cpu", return_predictions: bool = False):
-    """Energy/force/stress MAE and RMSE (meV units, :mod:`mlpot.training.metrics`) of ``model``.
-
-    Returns:
-        The metrics dict, or ``(metrics, predictions)`` with ``return_predictions``.
-    """
-    predictions = predict(model, structures, batch_size, device)
-    sums = ErrorSums()
-    for s, p in zip(structures, predictions):
-        if K.ENERGY in s:
-            sums.add(energy_error=p[K.ENERGY] - s[K.ENERGY].to(p[K.ENERGY]), n_atoms=s[K.N_ATOMS])
-        if K.FORCES in s:
-            sums.add(forces_error=p[K.FORCES] - s[K.FORCES].to(p[K.FORCES]))
-        if K.STRESS in s and K.STRESS in p:
-            sums.add(stress_error=p[K.STRESS] - s[K.STRESS].to(p[K.STRESS]))
-    metrics = sums.metrics()
-    return (metrics, predictions) if return_predictions else metrics
 
 
 # --------------------------------------------------------------------------------------- whole run
@@ -372,8 +305,7 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
     """
     import yaml
 
-    import mlpot
-    from mlpot.models.serialization import set_training_min_distances
+    from mlpot.models.serialization import save_model, set_training_min_distances
 
     t0 = time.monotonic()
     t = config.trainer
@@ -383,6 +315,9 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
         raise ValueError(f"trainer.dtype: expected float64 or float32, got {t.dtype!r}")
     if t.ensemble < 1:
         raise ValueError(f"trainer.ensemble: must be >= 1, got {t.ensemble}")
+    multistate = is_multistate(_model_class(config))
+    if multistate and t.ensemble > 1:
+        raise ValueError(f"trainer.ensemble: {config.model.name} models cannot form a committee; set ensemble: 1")
     out = Path(config.output)
     stale = check_output_folder(out, bool(resume), overwrite)
     info = init_distributed(t.device)
@@ -393,9 +328,9 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
                 for path in stale:
                     path.unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+            atomic_write_text(out / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
             save_split(split, out / "split.json", train_file=str(config.data.train))
-        statistics = fit_energy_statistics(train_set)
+        statistics = fit_multistate_statistics(train_set) if multistate else fit_energy_statistics(train_set)
         min_distances = training_min_distances(train_set)
         settings = resume_settings(config)
         if info.is_main:
@@ -436,14 +371,16 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
                 "config": config_to_dict(config),
                 "epochs": [len(f.history) for f in fits],
             }
-            mlpot.save_model(final, out / "model.pt", metadata=metadata)
+            save_model(final, out / "model.pt", metadata=metadata)
+            errors = evaluate_multistate if multistate else evaluate
             if val_set:
-                metrics["val"] = evaluate(final, val_set, t.val_batch_size, info.device)
+                metrics["val"] = errors(final, val_set, t.val_batch_size, info.device)
             if test_set:
-                metrics["test"] = evaluate(final, test_set, t.val_batch_size, info.device)
+                metrics["test"] = errors(final, test_set, t.val_batch_size, info.device)
             final.to("cpu")
             wall = time.monotonic() - t0
-            atomic_write_text(out / "metrics.json", json.dumps({**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}, indent=1))
+            summary = {**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}
+            atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
             for name, values in metrics.items():
                 print(f"\n{name} set ({len(val_set) if name == 'val' else len(test_set)} structures)")
                 print(format_table(values))

@@ -3,8 +3,12 @@
     python scripts/examples/heat_capacity_sweep.py MODEL.pt CRYSTAL.xyz --temperatures 100 200 300
     python scripts/examples/heat_capacity_sweep.py --reference emt --temperatures 100 300   # ASE EMT copper
 
-With a committee model (``mlpot train`` with ``trainer.ensemble > 1``) the model-noise
-correction uses the committee's spread; otherwise pass ``--noise-rmse-meV``.
+The MD samples the model's own ensemble, so the fluctuations give the model's C_V exactly. With a
+committee model (``mlpot train`` with ``trainer.ensemble > 1``) the sampled frames are reweighted to each
+member, and the spread of the members' C_V is the model uncertainty (docs/thermodynamics.md). To
+compare with the reference itself, use ``mlpot heat-capacity ... --reference-calculator``. The old
+white-noise correction from a validation RMSE is only a labelled approximation: ``--noise-rmse-meV``
+needs ``--assume-uncorrelated-error``.
 Writes ``heat_capacity.json`` and ``heat_capacity.png`` to ``--out``.
 """
 
@@ -30,7 +34,10 @@ def main(argv=None):
     parser.add_argument("--equilibration-steps", type=int, default=2000)
     parser.add_argument("--production-steps", type=int, default=20000)
     parser.add_argument("--timestep-fs", type=float, default=2.0)
-    parser.add_argument("--noise-rmse-meV", type=float, default=None, help="validation energy RMSE per atom, meV")
+    parser.add_argument("--noise-rmse-meV", type=float, default=None,
+                        help="validation energy RMSE per atom, meV (white-noise approximation)")
+    parser.add_argument("--assume-uncorrelated-error", action="store_true",
+                        help="accept the white-noise approximation of --noise-rmse-meV")
     parser.add_argument("--out", default="heat_capacity_sweep")
     args = parser.parse_args(argv)
 
@@ -47,6 +54,7 @@ def main(argv=None):
         equilibration_steps=args.equilibration_steps, production_steps=args.production_steps,
         timestep_fs=args.timestep_fs,
         noise_rmse_eV_per_atom=None if args.noise_rmse_meV is None else args.noise_rmse_meV / 1e3,
+        assume_uncorrelated_error=args.assume_uncorrelated_error,
     )
     print(study.table())
     out = Path(args.out)

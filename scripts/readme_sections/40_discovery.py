@@ -39,7 +39,7 @@ def render() -> list[str]:
               f"{k['damped']['relative_error']:.1e} |", "",
               "| AFM cantilever | learned Q | Q error | max Δf/f₀ error vs −F′/(2k) (1.3–3 nm) | far-field Δf/f₀ "
               "(100 nm, 300 nm) | resonance amplitude error | max dH/dt, no drive |", "|---|---|---|---|---|---|---|"]
-    for name, r in data["afm"].items():
+    for r in data["afm"].values():
         worst = max(abs(row["relative_error"]) for row in r["frequency_shift"])
         far = max(abs(x) for x in r["far_shift"])
         far_truth = max(abs(x) for x in r.get("far_shift_truth", [float("nan")]))

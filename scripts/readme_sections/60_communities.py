@@ -24,7 +24,8 @@ def render() -> list[str]:
              "| graph | mlpot GNN Q | Louvain Q | spectral Q | communities (GNN / Louvain) |", "|---|---|---|---|---|"]
     free = karate["free"]
     lines.append(f"| karate club (optimum 0.4198) | {free['gnn']['q']:.4f} | {free['louvain']['q']:.4f} | "
-                 f"{free['spectral']['q']:.4f} | {free['gnn']['num_communities']} / {free['louvain']['num_communities']} |")
+                 f"{free['spectral']['q']:.4f} | "
+                 f"{free['gnn']['num_communities']} / {free['louvain']['num_communities']} |")
     lines.append(f"| karate club, at most 2 (optimum 0.3718) | {two['q']:.4f} | | | 2, "
                  f"{two['faction_mismatches']} node(s) off the factions |")
     for name, r in data.get("standins", {}).items():
@@ -40,7 +41,8 @@ def render() -> list[str]:
                      + f" | {e['gnn_seconds_median']:.1f} | {e['louvain_seconds_median']:.1f} |")
     if "scaling" in data:
         s = data["scaling"]
-        lines += ["", f"Scaling, {s['num_nodes']:,} nodes and {s['num_edges']:,} edges ({s['generator']}, μ = {s['mu']}): "
+        lines += ["", f"Scaling, {s['num_nodes']:,} nodes and {s['num_edges']:,} edges "
+                  f"({s['generator']}, μ = {s['mu']}): "
                   + "; ".join(f"{label} {s[m]['seconds']:.0f} s, Q = {s[m]['q']:.4f}, NMI = {s[m]['nmi']:.3f}"
                               for m, label in METHODS)
                   + f". GNN time / Louvain time = {s['gnn_over_louvain_time']:.2f}."]

@@ -46,7 +46,8 @@ def test_canonical_and_microcanonical_estimates_agree():
         for start in starts:
             momenta, masses = start.get_momenta(), start.get_masses()
             start.set_momenta(momenta - masses[:, None] * momenta.sum(axis=0) / masses.sum())
-        nve = dynamics.Simulation(starts, potential, timestep_fs=2.0, ensemble="nve", seed=6, reporters=[micro_recorder])
+        nve = dynamics.Simulation(starts, potential, timestep_fs=2.0, ensemble="nve", seed=6,
+                                  reporters=[micro_recorder])
         nve.run(EQUILIBRATION + PRODUCTION)
     finally:
         torch.set_num_threads(threads)

@@ -152,9 +152,9 @@ def test_units_per_atom_molar_and_per_gram():
     rng = np.random.default_rng(5)
     result = heat_capacity_canonical(canonical_energies(3.0 * len(atoms), 20_000, rng), T)
     with pytest.raises(ValueError, match="n_atoms"):
-        result.per_atom
+        _ = result.per_atom
     with pytest.raises(ValueError, match="mass"):
-        result.J_per_g_K
+        _ = result.J_per_g_K
     result = result.with_system(atoms=atoms)
     per_atom = result.per_atom
     assert per_atom.value == pytest.approx(result.value / 32) and per_atom.error == pytest.approx(result.error / 32)

@@ -97,7 +97,8 @@ def test_npz_needs_an_energy_unit_and_custom_keys(tmp_path):
              E=np.array([[1.0], [2.0], [3.0]]), F=np.ones((3, 2, 3)))
     with pytest.raises(ValueError, match="no array for numbers"):
         read_structures(tmp_path / "md17.npz", energy_unit="eV")
-    s = read_structures(tmp_path / "md17.npz", energy_unit="kJ/mol", npz_keys={"numbers": "charges", "positions": "xyz"})
+    names = {"numbers": "charges", "positions": "xyz"}
+    s = read_structures(tmp_path / "md17.npz", energy_unit="kJ/mol", npz_keys=names)
     assert [x["energy"].item() for x in s] == pytest.approx([v * 0.0103642688 for v in (1.0, 2.0, 3.0)], rel=1e-6)
 
 

@@ -1,6 +1,7 @@
 """The optimised evaluation paths equal the reference ones to round-off: the padded-table
-neighbour density against the literal per-edge sum, and the hand-written first derivatives
-(FirstOrderDescriptor, FirstOrderNetworks) against autograd."""
+neighbour density against the literal per-edge sum, and the hand-written chain rule of every
+stage (radial basis, harmonics, density, power spectrum, triple products, the whole descriptor,
+the element networks) against autograd of the training path."""
 
 import numpy as np
 import pytest
@@ -54,47 +55,104 @@ def test_padded_density_equals_per_edge_sum(shuffle_seed):
     assert float(fast[-1].abs().max()) == 0.0
 
 
+def _vector_jacobian(output, inputs, seed, retain_graph=False):
+    """Autograd of Σ w·output for seeded random weights w: (w, gradients)."""
+    weights = torch.randn(output.shape, dtype=output.dtype, generator=torch.Generator().manual_seed(seed))
+    return weights, torch.autograd.grad((output * weights).sum(), inputs, retain_graph=retain_graph)
+
+
+def test_each_stage_backward_equals_autograd():
+    """Radial basis, harmonics, power spectrum and triple products: each stage's written-out
+    backward, beside its forward, gives autograd's vector-Jacobian product."""
+    from mlpot.descriptors.chirality import antisymmetric_triples, pseudoscalars, pseudoscalars_backward
+    from mlpot.descriptors.invariants import (
+        harmonics_coefficients,
+        harmonics_derivative_coefficients,
+        monomials,
+        power_spectrum,
+        power_spectrum_backward,
+        spherical_harmonics,
+        spherical_harmonics_backward,
+        symmetric_pairs,
+    )
+    from mlpot.descriptors.radial import BesselBasis
+
+    generator = torch.Generator().manual_seed(8)
+    distance = (0.5 + 4.0 * torch.rand(30, dtype=torch.float64, generator=generator)).requires_grad_(True)
+    basis = BesselBasis(6, 4.0).double()
+    values, saved = basis.evaluate(distance)
+    weights, (expected,) = _vector_jacobian(values, distance, 1)
+    assert float(distance.max()) > 4.0  # some beyond the cutoff, where the envelope is flat
+    assert _close(basis.backward(weights, saved), expected)
+
+    l_max = 4
+    unit = torch.randn(30, 3, dtype=torch.float64, generator=generator)
+    unit = (unit / unit.norm(dim=1, keepdim=True)).requires_grad_(True)
+    harmonics = spherical_harmonics(unit, harmonics_coefficients(l_max), l_max)
+    weights, (expected,) = _vector_jacobian(harmonics, unit, 2)
+    got = spherical_harmonics_backward(weights, monomials(unit, l_max), harmonics_derivative_coefficients(l_max))
+    assert _close(got, expected)
+
+    model = DescriptorModel(["H", "O"], cutoff=4.0, l_max=3, n_channels=5, seed=0)
+    d = model.descriptor
+    channels = torch.randn(7, 16, 5, dtype=torch.float64, generator=generator).requires_grad_(True)
+    spectrum = power_spectrum(channels, d.order_weights, d.pair_index)
+    weights, (expected,) = _vector_jacobian(spectrum, channels, 3)
+    pair_index, pair_factor = symmetric_pairs(5)
+    got = power_spectrum_backward(weights, channels.detach().transpose(1, 2), d.order_weights, pair_index, pair_factor)
+    assert _close(got.transpose(1, 2), expected)
+
+    vectors = torch.randn(7, 5, 3, dtype=torch.float64, generator=generator).requires_grad_(True)
+    chi = pseudoscalars(vectors)
+    weights, (expected,) = _vector_jacobian(chi, vectors, 4)
+    assert _close(pseudoscalars_backward(weights, vectors.detach(), *antisymmetric_triples(5)), expected)
+
+
 @pytest.mark.parametrize(
-    ("l_max", "bispectrum_l_max", "species_channels"), [(1, None, False), (3, None, False), (2, 2, False), (5, 3, False), (3, 2, True)]
+    ("l_max", "bispectrum_l_max", "species_channels"),
+    [(1, None, False), (3, None, False), (2, 2, False), (5, 3, False), (3, 2, True)],
 )
 @pytest.mark.parametrize("shuffle_seed", [None, 2])
-def test_first_order_descriptor_equals_autograd(l_max, bispectrum_l_max, species_channels, shuffle_seed):
+def test_descriptor_backward_equals_autograd(l_max, bispectrum_l_max, species_channels, shuffle_seed):
+    """:meth:`Descriptor.backward` (inference) equals autograd through :meth:`Descriptor.forward` (training)."""
     bispectrum = {} if bispectrum_l_max is None else {"bispectrum_channels": 3, "bispectrum_l_max": bispectrum_l_max}
-    model = DescriptorModel(["H", "O"], cutoff=4.0, l_max=l_max, species_channels=species_channels, seed=0, **bispectrum)
+    model = DescriptorModel(
+        ["H", "O"], cutoff=4.0, l_max=l_max, species_channels=species_channels, seed=0, **bispectrum
+    )
     vectors, edge_index, species = _edges(model, _water_box(), shuffle_seed)
-    outputs, gradients = [], []
-    for training in (True, False):
-        v = vectors.clone().requires_grad_(True)
-        scalars, pseudo = model.descriptor(v, edge_index, species, training=training)
-        weights = torch.Generator().manual_seed(3)
-        g_s = torch.randn(scalars.shape, dtype=scalars.dtype, generator=weights)
-        g_p = torch.randn(pseudo.shape, dtype=pseudo.dtype, generator=weights)
-        (gradient,) = torch.autograd.grad((scalars * g_s).sum() + (pseudo * g_p).sum(), v)
-        outputs.append((scalars.detach(), pseudo.detach()))
-        gradients.append(gradient)
-    (s_ref, p_ref), (s_fast, p_fast) = outputs
-    assert _close(s_fast, s_ref) and _close(p_fast, p_ref)
-    assert float(p_ref.abs().max()) > 1e-3  # a random box is chiral: the check is not vacuous
-    assert _close(gradients[1], gradients[0])
+    v = vectors.clone().requires_grad_(True)
+    scalars, pseudo = model.descriptor(v, edge_index, species)
+    g_s, (expected_s,) = _vector_jacobian(scalars, v, 3, retain_graph=True)
+    g_p, (expected_p,) = _vector_jacobian(pseudo, v, 5)
+    with torch.no_grad():
+        tables = model.descriptor.tables(edge_index, species)
+        s_fast, p_fast, saved = model.descriptor.evaluate(vectors, tables, species)
+        gradient = model.descriptor.backward(saved, g_s, g_p, tables)
+    assert _close(s_fast, scalars.detach()) and _close(p_fast, pseudo.detach())
+    assert float(pseudo.abs().max()) > 1e-3  # a random box is chiral: the check is not vacuous
+    assert _close(gradient, expected_s + expected_p)
 
 
 @pytest.mark.parametrize("chirality", ["even", "free"])
 @pytest.mark.parametrize("n_molecules", [3, 30])  # below and above GROUP_BY_ELEMENT_FROM atoms
-def test_first_order_networks_equal_autograd(chirality, n_molecules):
+def test_element_networks_backward_equals_autograd(chirality, n_molecules):
     model = DescriptorModel(["H", "O"], cutoff=4.0, chirality=chirality, seed=0)
     n_atoms = 3 * n_molecules
     species = torch.tensor([1, 0, 0] * n_molecules)[torch.randperm(n_atoms, generator=torch.Generator().manual_seed(4))]
     generator = torch.Generator().manual_seed(5)
     scalars = torch.randn(n_atoms, model.descriptor.n_scalars, dtype=torch.float64, generator=generator)
     pseudo = torch.randn(n_atoms, model.descriptor.n_pseudoscalars, dtype=torch.float64, generator=generator)
-    results = []
-    for training in (True, False):
-        s, p = scalars.clone().requires_grad_(True), pseudo.clone().requires_grad_(True)
-        output = model.networks(s, p, species, even=chirality == "even", training=training)
-        weights = torch.linspace(-1, 1, n_atoms, dtype=torch.float64)
-        results.append((output.detach(), *torch.autograd.grad((output * weights).sum(), (s, p))))
-    for fast, reference in zip(results[1], results[0]):
-        assert _close(fast, reference)
+    s, p = scalars.clone().requires_grad_(True), pseudo.clone().requires_grad_(True)
+    even = chirality == "even"
+    output = model.networks(s, p, species, even=even)
+    weights, expected = _vector_jacobian(output, (s, p), 6)
+    with torch.no_grad():
+        layout = model.networks.layout(species)
+        fast, pre_activations = model.networks.evaluate(scalars, pseudo, species, even, layout)
+        got = model.networks.backward(weights, species, pre_activations, even, layout, scalars.shape[1])
+    assert _close(fast, output.detach())
+    for a, b in zip(got, expected):
+        assert _close(a, b)
 
 
 def test_model_inference_path_equals_training_path():
@@ -120,7 +178,7 @@ def test_isolated_atoms_and_no_edges():
 
 @pytest.mark.parametrize("shuffle_seed", [None, 6])
 def test_block_by_block_evaluation_equals_whole(monkeypatch, shuffle_seed):
-    """FirstOrderEnergy splits large systems into blocks of atoms: many small blocks, with
+    """The inference path splits large systems into blocks of atoms: many small blocks, with
     edges in any order, give the energies, forces and stress of one pass with autograd."""
     from mlpot.models import atomistic
 
@@ -134,3 +192,12 @@ def test_block_by_block_evaluation_equals_whole(monkeypatch, shuffle_seed):
     blocked = model(data, compute_stress=True, training=False)
     for key in ("energy", "atomic_energy", "forces", "stress"):
         assert _close(blocked[key], reference[key].detach()), key
+
+
+def test_the_old_training_argument_warns_and_changes_nothing():
+    model = DescriptorModel(["H", "O"], cutoff=4.0, seed=0)
+    vectors, edge_index, species = _edges(model, _water_box(3))
+    expected = model.descriptor(vectors, edge_index, species)
+    with pytest.warns(DeprecationWarning, match="training argument is deprecated"):
+        got = model.descriptor(vectors, edge_index, species, training=False)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))

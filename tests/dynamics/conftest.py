@@ -7,7 +7,7 @@ import pytest
 import torch
 from ase.build import bulk
 
-from mlpot.dynamics.reference_potentials import HarmonicSprings
+from mlpot.models.reference import HarmonicSprings
 
 
 @pytest.fixture(autouse=True)

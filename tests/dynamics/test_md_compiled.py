@@ -16,8 +16,8 @@ from helpers import ROUND_OFF
 
 from mlpot.data import atomic_data_from_atoms
 from mlpot.dynamics import HealthCheck, MDInstabilityError, Simulation
-from mlpot.dynamics.compiled_step import CompiledVerlet
-from mlpot.dynamics.integrators import health_measures
+from mlpot.dynamics.compiled_step import CompiledStep
+from mlpot.dynamics.health import health_measures
 from mlpot.models import DescriptorModel
 from mlpot.units import KB_EV_PER_K
 
@@ -43,16 +43,16 @@ def _count_compiled_steps(monkeypatch) -> dict:
     """Count the steps that the compiled graph took (the others went the generic way) and keep
     the health measures of the last one."""
     taken = {"steps": 0, "measures": None}
-    step = CompiledVerlet.step
+    step = CompiledStep.step
 
     def counting(self, state):
-        measures = step(self, state)
-        if measures is not None:
+        result = step(self, state)
+        if result is not None:
             taken["steps"] += 1
-            taken["measures"] = measures
-        return measures
+            taken["measures"] = result[1]
+        return result
 
-    monkeypatch.setattr(CompiledVerlet, "step", counting)
+    monkeypatch.setattr(CompiledStep, "step", counting)
     return taken
 
 
@@ -107,7 +107,8 @@ def test_compiled_steps_check_health(monkeypatch):
     assert taken["steps"] == 1 and not sim.state_is_good
     state = sim.state
     expected = health_measures(
-        state.positions, state.momenta, state.forces, state.energy, 1.0 / state.masses, 1.0 / (state.n_dof * KB_EV_PER_K), state.batch
+        state.positions, state.momenta, state.forces, state.energy,
+        1.0 / state.masses, 1.0 / (state.n_dof * KB_EV_PER_K), state.batch,
     )
     assert np.allclose(taken["measures"], expected.numpy(), rtol=ROUND_OFF, atol=0)
 

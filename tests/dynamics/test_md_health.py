@@ -61,7 +61,8 @@ def test_close_contact_stops_md_and_keeps_the_log(tmp_path):
     model.training_min_distances = {"Si-Si": 2.2}
     # Atoms 0 and 1 (2.35 Å apart) fly at each other at ~0.06 Å/fs: a contact within ~10 fs.
     momenta = np.zeros((len(crystal), 3))
-    direction = (crystal.positions[1] - crystal.positions[0]) / np.linalg.norm(crystal.positions[1] - crystal.positions[0])
+    bond = crystal.positions[1] - crystal.positions[0]
+    direction = bond / np.linalg.norm(bond)
     speed = 0.06 * crystal.get_masses()[0] * 10.1805  # Å/fs → amu·Å/(ASE time)
     momenta[0], momenta[1] = speed * direction, -speed * direction
     crystal.set_momenta(momenta)

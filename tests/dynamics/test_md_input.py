@@ -12,7 +12,7 @@ from ase.build import bulk, molecule
 from ase.constraints import FixAtoms
 
 from mlpot.dynamics import CheckpointWriter, HealthCheck, MDInstabilityError, Simulation, ThermoLog, simulate
-from mlpot.dynamics.reference_potentials import LennardJones
+from mlpot.models.reference import LennardJones
 
 
 class CountingPotential(torch.nn.Module):

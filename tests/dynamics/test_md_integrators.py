@@ -14,7 +14,7 @@ from ase.md.velocitydistribution import ZeroRotation
 from ase.md.verlet import VelocityVerlet as ASEVelocityVerlet
 
 from mlpot.dynamics import Simulation, ThermoRecorder, simulate
-from mlpot.dynamics.reference_potentials import LennardJones
+from mlpot.models.reference import LennardJones
 
 ARGON = dict(sigma=3.4, epsilon=0.0104, rc=6.5, smooth=True)
 

@@ -20,7 +20,7 @@ from mlpot.dynamics.momenta import (
     remove_net_motion,
     rigid_rotations,
 )
-from mlpot.dynamics.reference_potentials import HarmonicSprings
+from mlpot.models.reference import HarmonicSprings
 from mlpot.units import KB_EV_PER_K
 
 

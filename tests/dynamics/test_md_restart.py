@@ -19,7 +19,7 @@ from mlpot.dynamics import (
     ThermoRecorder,
     TrajectoryWriter,
 )
-from mlpot.dynamics.reference_potentials import LennardJones
+from mlpot.models.reference import LennardJones
 
 ARGON = dict(sigma=3.4, epsilon=0.0104, rc=6.5, smooth=True)
 

@@ -62,7 +62,9 @@ def test_resume_with_another_model_is_an_error(tmp_path, capsys):
     for seed in (0, 1):
         save_model(DescriptorModel(["Si"], cutoff=3.0, n_radial=4, n_channels=4, l_max=1, hidden=[8], seed=seed),
                    tmp_path / f"model{seed}.pt")
-    common = [str(structure), "--timestep-fs", "1", "--checkpoint-every", "2", "--no-progress", "--out", str(tmp_path / "run")]
+    common = [
+        str(structure), "--timestep-fs", "1", "--checkpoint-every", "2", "--no-progress", "--out", str(tmp_path / "run")
+    ]
     assert main(["md", str(tmp_path / "model0.pt"), *common, "--steps", "2"]) == 0
     capsys.readouterr()
     assert main(["md", str(tmp_path / "model1.pt"), *common, "--steps", "4", "--resume"]) == 2
@@ -87,7 +89,8 @@ def test_a_full_disk_keeps_the_previous_md_checkpoint(copper, tmp_path, monkeypa
     with pytest.raises(FileWriteError, match=str(tmp_path.resolve())):
         sim.save_checkpoint(path)
     monkeypatch.undo()
-    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name != "cu.xyz"] == ["checkpoint.pt"]
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cu.xyz"] == ["checkpoint.pt"]
     resumed = Simulation.from_checkpoint(path, ase.io.read(copper), EMT())
     assert resumed.state.step == 3
 

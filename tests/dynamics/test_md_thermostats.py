@@ -8,7 +8,7 @@ import torch
 from ase.build import bulk
 
 from mlpot.dynamics import Simulation, ThermoRecorder, maxwell_boltzmann_momenta, simulate
-from mlpot.dynamics.reference_potentials import LennardJones
+from mlpot.models.reference import LennardJones
 from mlpot.units import KB_EV_PER_K
 
 TARGET_K = 300.0

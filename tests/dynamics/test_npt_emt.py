@@ -116,5 +116,8 @@ def test_mean_volume_matches_ase_npt_driver(npt_run):
     driver.run(6000)
     theirs = mean_error(np.asarray(volumes[120:]), name="ASE volume")
     ours = mean_error(npt_run["volume_A3"], name="volume")
-    print(f"⟨V⟩ mlpot {ours.mean:.3f} ± {ours.error:.3f} Å³, ASE LangevinBAOAB {theirs.mean:.3f} ± {theirs.error:.3f} Å³")
+    print(
+        f"⟨V⟩ mlpot {ours.mean:.3f} ± {ours.error:.3f} Å³, "
+        f"ASE LangevinBAOAB {theirs.mean:.3f} ± {theirs.error:.3f} Å³"
+    )
     assert abs(ours.mean - theirs.mean) < 2 * np.hypot(ours.error, theirs.error)

@@ -13,7 +13,8 @@ from ase.build import molecule
 from helpers import ROUND_OFF
 
 from mlpot.data import atomic_data_from_atoms
-from mlpot.models import DescriptorModel, atomistic
+from mlpot.models import DescriptorModel
+from mlpot.models import compile as model_compile
 
 
 def _close(a, b):
@@ -45,7 +46,8 @@ def test_fixed_topology_equals_forward(name):
     shuffled = {**data, "edge_index": data["edge_index"][:, order], "edge_shift": data["edge_shift"][order]}
     reference = model(atomic_data_from_atoms(atoms, cutoff=model.cutoff))
     evaluate = model.fixed_topology(shuffled)
-    moved = data["positions"] + 0.05 * torch.randn(data["positions"].shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(1)
+    moved = data["positions"] + 0.05 * torch.randn(data["positions"].shape, generator=generator, dtype=torch.float64)
     for positions in (data["positions"], moved):
         expected = model({**shuffled, "positions": positions})
         energy, forces = evaluate(positions)
@@ -53,7 +55,9 @@ def test_fixed_topology_equals_forward(name):
     assert _close(evaluate(data["positions"])[0], reference["energy"])
 
 
-@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler for torch.compile")
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler for torch.compile"
+)
 @pytest.mark.parametrize(
     ("threads", "hyperparameters"),
     [
@@ -93,7 +97,7 @@ def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
         return call
 
     monkeypatch.setattr(torch, "compile", failing_compile)
-    monkeypatch.setattr(atomistic, "_COMPILED", {})
+    monkeypatch.setattr(model_compile, "_COMPILED", {})
     model = DescriptorModel(["H", "C", "O"], seed=0)
     data = atomic_data_from_atoms(molecule("CH3CH2OH"), cutoff=model.cutoff)
     expected = model(data)
@@ -108,8 +112,8 @@ def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
 
 def test_compile_potential_sets_every_member_and_rejects_other_potentials():
     from mlpot import MLPotCalculator
-    from mlpot.dynamics.reference_potentials import LennardJones
     from mlpot.models import Committee, compile_potential
+    from mlpot.models.reference import LennardJones
 
     committee = Committee([DescriptorModel(["H"], seed=0), DescriptorModel(["H"], seed=1)])
     assert compile_potential(committee) is committee
@@ -117,3 +121,5 @@ def test_compile_potential_sets_every_member_and_rejects_other_potentials():
     assert MLPotCalculator(DescriptorModel(["H"], seed=0), compile=True).model.compiled
     with pytest.raises(ValueError, match="DescriptorModel"):
         compile_potential(LennardJones())
+    with pytest.raises(ValueError, match="not an mlpot.models.Potential"):
+        compile_potential(torch.nn.Linear(1, 1))

@@ -27,7 +27,8 @@ def test_model_with_bispectrum_passes_contract(species_channels):
     """Four-body terms, a higher angular order and per-element-pair channels keep every
     symmetry, forces and stress exact."""
     model = DescriptorModel(
-        ["Si", "O"], cutoff=4.0, l_max=5, bispectrum_channels=3, bispectrum_l_max=3, species_channels=species_channels, seed=7
+        ["Si", "O"], cutoff=4.0, l_max=5, bispectrum_channels=3, bispectrum_l_max=3,
+        species_channels=species_channels, seed=7,
     )
     assert_model_contract(model)
 
@@ -39,7 +40,8 @@ def test_gradcheck_and_gradgradcheck(bispectrum_channels, species_channels):
         ["H", "C", "O"], cutoff=3.5, n_channels=4, l_max=2, bispectrum_channels=bispectrum_channels,
         species_channels=species_channels, hidden=(8,), seed=0,
     )
-    data = atomic_data_from_atoms(Atoms("COH2", positions=[[0, 0, 0], [1.2, 0.1, 0], [-0.6, 0.9, 0.1], [-0.5, -0.9, 0.2]]))
+    positions = [[0, 0, 0], [1.2, 0.1, 0], [-0.6, 0.9, 0.1], [-0.5, -0.9, 0.2]]
+    data = atomic_data_from_atoms(Atoms("COH2", positions=positions))
 
     def energy(positions):
         return model({**data, "positions": positions}, compute_forces=False, training=True)["energy"]
@@ -84,7 +86,9 @@ def test_even_mode_gives_enantiomers_equal_energy_and_mirrored_forces():
 def _fit_enantiomer_target(chirality: str, steps: int = 300) -> float:
     """Fit E(left) = +0.5 eV, E(right) = −0.5 eV; return the final mean squared error, eV²."""
     torch.manual_seed(0)
-    model = DescriptorModel(["H", "C", "F", "Cl", "Br"], cutoff=4.0, chirality=chirality, n_channels=4, hidden=(16,), seed=5)
+    model = DescriptorModel(
+        ["H", "C", "F", "Cl", "Br"], cutoff=4.0, chirality=chirality, n_channels=4, hidden=(16,), seed=5
+    )
     atoms = chiral_molecule()
     data = collate([atomic_data_from_atoms(atoms), atomic_data_from_atoms(mirror(atoms))])
     model.fit_descriptor_statistics(data)

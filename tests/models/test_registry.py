@@ -119,7 +119,8 @@ def test_training_config_names_the_model_by_type_or_name(toy):
 
     data = {"train": "unused.xyz"}
     assert config_from_dict({"data": data, "model": {"type": "equivariant", "channels": 8}}).model.name == "equivariant"
-    assert config_from_dict({"data": data, "model": {"name": "morse_toy", "r0": 1.1}}).model.hyperparameters == {"r0": 1.1}
+    named = config_from_dict({"data": data, "model": {"name": "morse_toy", "r0": 1.1}})
+    assert named.model.hyperparameters == {"r0": 1.1}
     assert config_from_dict({"data": data}).model.name == "descriptor"  # old configs: the default
     with pytest.raises(ValueError, match="model.type .* and model.name .* disagree"):
         config_from_dict({"data": data, "model": {"type": "equivariant", "name": "descriptor"}})

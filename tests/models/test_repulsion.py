@@ -54,7 +54,8 @@ def test_zbl_derivative_and_switch():
         assert float(fine.max()) < 1e-6
         assert bool(((coarse / fine) > 50).all() & ((coarse / fine) < 200).all())  # 100 = (10)² for an h² error
     energy, derivative = zbl_energy(torch.tensor([2.0, 2.5], dtype=torch.float64), *z, r_out)
-    assert torch.equal(energy, torch.zeros(2, dtype=torch.float64)) and torch.equal(derivative, torch.zeros(2, dtype=torch.float64))
+    zeros = torch.zeros(2, dtype=torch.float64)
+    assert torch.equal(energy, zeros) and torch.equal(derivative, zeros)
     near, d_near = zbl_energy(torch.tensor([2.0 - 1e-4] * 2, dtype=torch.float64), *z, r_out)
     assert float(near.abs().max()) < 1e-8 and float(d_near.abs().max()) < 1e-5  # C² switch: E ~ t³, E' ~ t²
 
@@ -72,7 +73,9 @@ def _compressed_structures():
 def test_model_with_repulsion_passes_contract():
     """Invariances, far-apart additivity, finite-difference forces and stress, with the prior acting."""
     mol, crystal = _compressed_structures()
-    model = DescriptorModel(["H", "C", "O", "Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(16,), seed=0, repulsion="zbl")
+    model = DescriptorModel(
+        ["H", "C", "O", "Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(16,), seed=0, repulsion="zbl"
+    )
     bare = DescriptorModel(["H", "C", "O", "Si"], cutoff=3.5, n_channels=4, l_max=2, hidden=(16,), seed=0)
     assert float(evaluate(model, mol)["energy"] - evaluate(bare, mol)["energy"]) > 10.0  # the prior is on here
     assert_model_contract(model, {"molecule": mol, "crystal": crystal})

@@ -70,7 +70,8 @@ def test_tully_parameters_and_asymptotes():
     assert (extended.A, extended.B, extended.C) == (6e-4, 0.10, 0.90)
     h = extended.diabatic(far)
     assert math.isclose(float(h[1, 0, 1]), 2 * extended.B, rel_tol=1e-15) and float(h[0, 0, 1]) < 1e-24
-    assert float(extended.diabatic(torch.tensor(0.0, dtype=torch.float64))[0, 1]) == pytest.approx(extended.B, rel=1e-15)
+    at_zero = extended.diabatic(torch.tensor(0.0, dtype=torch.float64))
+    assert float(at_zero[0, 1]) == pytest.approx(extended.B, rel=1e-15)
     assert extended.start_position_bohr == -15.0 and simple.start_position_bohr == -10.0
 
 
@@ -84,7 +85,8 @@ def test_lvc_gap_is_conical_at_the_intersection():
     for radius in (1e-3, 2e-3):
         e = np.linalg.eigvalsh(lvc.diabatic(centre + radius * directions).numpy())
         gaps.append(e[:, 1] - e[:, 0])
-    assert np.abs(np.linalg.eigvalsh(lvc.diabatic(centre).numpy())[1] - np.linalg.eigvalsh(lvc.diabatic(centre).numpy())[0]) < 1e-15
+    at_centre = np.linalg.eigvalsh(lvc.diabatic(centre).numpy())
+    assert np.abs(at_centre[1] - at_centre[0]) < 1e-15
     # A linear (conical) gap doubles exactly with the radius, in every direction.
     assert np.allclose(gaps[1], 2 * gaps[0], rtol=1e-10)
     # Slopes: 2Ka along x (tuning), 2λ along y (coupling).

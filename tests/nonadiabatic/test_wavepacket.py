@@ -72,7 +72,8 @@ def test_uncoupled_crossing_is_a_diabatic_passage():
 
 def test_probabilities_are_all_accounted_for():
     result = wavepacket(systems.TullySimpleAvoidedCrossing(), 30.0, timestep_au=2.0)
-    fractions = [result[k] for k in ("transmission_lower", "transmission_upper", "reflection_lower", "reflection_upper")]
+    channels = ("transmission_lower", "transmission_upper", "reflection_lower", "reflection_upper")
+    fractions = [result[k] for k in channels]
     assert min(fractions) >= 0 and abs(sum(fractions) - 1.0) < 1e-10
     # At k = 30 the passage is far from adiabatic: most of the packet ends on the upper state.
     assert 0.5 < result["transmission_upper"] < 1.0 and result["reflection_lower"] < 1e-6

@@ -15,7 +15,8 @@ from mlpot.quantum.nqs import ground_state, save_checkpoint
 from mlpot.quantum.spins import bethe_ansatz_energy, exact_ground_energy
 
 
-@pytest.mark.parametrize("model,n_sites,field", [("tfim", 8, 1.0), ("heisenberg", 8, None), ("heisenberg", (2, 4), None)])
+@pytest.mark.parametrize("model,n_sites,field",
+                         [("tfim", 8, 1.0), ("heisenberg", 8, None), ("heisenberg", (2, 4), None)])
 def test_exact_sum_sr_reaches_the_ground_state(model, n_sites, field):
     exact = exact_ground_energy(model, n_sites, field=field)
     result = ground_state(model, n_sites, field, n_iterations=100, exact_sum=True, show_progress=False)

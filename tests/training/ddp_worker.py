@@ -1,6 +1,7 @@
 """Worker of the DDP test: train a small potential, single-process or under torchrun, save the weights.
 
-Usage: python ddp_worker.py OUTPUT_DIR   (or: python -m torch.distributed.run --nproc_per_node=2 ddp_worker.py OUTPUT_DIR)
+Usage: python ddp_worker.py OUTPUT_DIR
+   (or: python -m torch.distributed.run --nproc_per_node=2 ddp_worker.py OUTPUT_DIR)
 """
 
 import sys

@@ -53,7 +53,8 @@ def test_progress_reporter_prints_at_its_interval_and_at_the_end(capsys):
 
 def test_summarise_gives_median_min_and_max_over_seeds():
     assert bench_accuracy.summarise([9.8, 9.4, 10.7]) == {"median": 9.8, "min": 9.4, "max": 10.7}
-    assert bench_accuracy.summarise([2.0, 1.0]) == {"median": 1.5, "min": 1.0, "max": 2.0}  # even count: mean of the middle two
+    # even count: the median is the mean of the middle two
+    assert bench_accuracy.summarise([2.0, 1.0]) == {"median": 1.5, "min": 1.0, "max": 2.0}
     with pytest.raises(ValueError, match="NaN"):
         bench_accuracy.summarise([1.0, math.nan, 2.0])
     with pytest.raises(ValueError):
@@ -119,7 +120,8 @@ def test_three_seeds_read_the_test_set_once_each_after_training(tmp_path, monkey
                                 "--epochs", "2", "--budget-minutes", "0.5", "--report-minutes", "0",
                                 "--model", json.dumps(TINY), "--output", str(out)]) == 0
     def per_seed(seed):  # calibration probe (trained, timed on validation), the run, then the test set
-        return [("train", seed), ("evaluate other", None), ("train", seed), ("read test", None), ("evaluate test", None)]
+        return [("train", seed), ("evaluate other", None), ("train", seed), ("read test", None),
+                ("evaluate test", None)]
 
     assert events == per_seed(0) + per_seed(1) + per_seed(2)
     # evaluate() touches each structure twice (predict, then the error sums): one evaluation, no more

@@ -20,7 +20,11 @@ def _full_disk(*args, **kwargs):
 def test_atomic_write_fsyncs_the_file_and_the_folder_then_renames(tmp_path, monkeypatch):
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.path.realpath(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    def recording_fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
     path = atomic_write(tmp_path / "a.bin", lambda f: f.write(b"payload"))
     assert path.read_bytes() == b"payload"
     # first the temporary file's data, then the folder that holds the rename

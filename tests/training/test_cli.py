@@ -49,7 +49,8 @@ def test_eval_of_a_float32_model_runs_in_float64_unless_asked(tmp_path):
     for dtype in ("float64", "model"):
         out = tmp_path / f"eval_{dtype}.json"
         argv = ["eval", str(tmp_path / "run" / "model.pt"), str(ETHANOL), "--energy-unit", "kcal/mol", "--index", "0:6"]
-        assert main(argv + ["--dtype", dtype, "--json", str(out)] if dtype != "float64" else argv + ["--json", str(out)]) == 0
+        dtype_flag = ["--dtype", dtype] if dtype != "float64" else []
+        assert main(argv + dtype_flag + ["--json", str(out)]) == 0
         results[dtype] = json.loads(out.read_text())
     assert results["float64"]["dtype"] == "float64" and results["model"]["dtype"] == "float32"
     # the same weights: the float32 evaluation differs only by its rounding (a total energy of

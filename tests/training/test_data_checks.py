@@ -156,7 +156,10 @@ def test_wrong_units_are_an_error_unless_allowed_and_the_shipped_data_pass():
         structures = read_structures(path, energy_unit=unit)
         check_units(structures, fit_energy_statistics(structures)[0], unit, "Angstrom")
     si = read_atoms(SI_TRAIN)
-    for kind, group in itertools.groupby(sorted(si, key=lambda a: a.info["config_type"]), key=lambda a: a.info["config_type"]):
+    def config_type(a):
+        return a.info["config_type"]
+
+    for _, group in itertools.groupby(sorted(si, key=config_type), key=config_type):
         structures = [atomic_data_from_atoms(a) for a in group]
         check_units(structures, fit_energy_statistics(structures)[0], None, "Angstrom")
 

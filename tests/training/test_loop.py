@@ -18,10 +18,10 @@ import torch
 from mlpot.training.loop import (
     LoopConfig,
     TrainingInterrupted,
-    _lr_factor,
     fit,
     load_checkpoint,
 )
+from mlpot.training.schedules import learning_rate_factor
 
 
 def make_problem(seed: int = 0):
@@ -186,12 +186,12 @@ def test_non_finite_loss_raises():
 
 def test_learning_rate_schedules():
     cfg = LoopConfig(max_epochs=10, warmup_epochs=2, schedule="cosine", min_lr_factor=0.1)
-    assert _lr_factor(cfg, 1.0, 1.0) == pytest.approx(0.5)  # half-way through warm-up
-    assert _lr_factor(cfg, 2.0, 1.0) == pytest.approx(1.0)  # peak
-    assert _lr_factor(cfg, 6.0, 1.0) == pytest.approx(0.55)  # half-way through the cosine
-    assert _lr_factor(cfg, 10.0, 1.0) == pytest.approx(0.1)  # end
-    assert _lr_factor(LoopConfig(schedule="constant"), 7.0, 1.0) == 1.0
-    assert _lr_factor(LoopConfig(schedule="plateau"), 7.0, 0.25) == 0.25
+    assert learning_rate_factor(cfg, 1.0, 1.0) == pytest.approx(0.5)  # half-way through warm-up
+    assert learning_rate_factor(cfg, 2.0, 1.0) == pytest.approx(1.0)  # peak
+    assert learning_rate_factor(cfg, 6.0, 1.0) == pytest.approx(0.55)  # half-way through the cosine
+    assert learning_rate_factor(cfg, 10.0, 1.0) == pytest.approx(0.1)  # end
+    assert learning_rate_factor(LoopConfig(schedule="constant"), 7.0, 1.0) == 1.0
+    assert learning_rate_factor(LoopConfig(schedule="plateau"), 7.0, 0.25) == 0.25
     with pytest.raises(ValueError, match="schedule"):
         LoopConfig(schedule="linear")
 
@@ -200,9 +200,10 @@ def test_cosine_time_ends_with_the_time_budget():
     """The clock ends the cosine when it runs ahead of the epochs, and only then."""
     cfg = LoopConfig(max_epochs=10, max_minutes=1.0, schedule="cosine_time", min_lr_factor=0.1)
     epochs_only = LoopConfig(max_epochs=10, schedule="cosine", min_lr_factor=0.1)
-    assert _lr_factor(cfg, 5.0, 1.0, elapsed_s=0.0) == _lr_factor(epochs_only, 5.0, 1.0)  # epochs ahead
-    assert _lr_factor(cfg, 1.0, 1.0, elapsed_s=30.0) == pytest.approx(0.55)  # half the budget: half-way
-    assert _lr_factor(cfg, 1.0, 1.0, elapsed_s=90.0) == pytest.approx(0.1)  # past the budget: the floor
+    # epochs ahead of the clock
+    assert learning_rate_factor(cfg, 5.0, 1.0, elapsed_s=0.0) == learning_rate_factor(epochs_only, 5.0, 1.0)
+    assert learning_rate_factor(cfg, 1.0, 1.0, elapsed_s=30.0) == pytest.approx(0.55)  # half the budget: half-way
+    assert learning_rate_factor(cfg, 1.0, 1.0, elapsed_s=90.0) == pytest.approx(0.1)  # past the budget: the floor
     with pytest.raises(ValueError, match="needs max_minutes"):
         LoopConfig(schedule="cosine_time")
 
@@ -235,3 +236,55 @@ def test_plateau_schedule_reduces_the_learning_rate():
     res = fit(model, flat, train, val, cfg)
     lrs = [r["lr"] for r in res.history]
     assert lrs[-1] < lrs[0]
+
+
+def test_fit_takes_exactly_the_adamw_steps_of_a_plain_loop():
+    """With a constant schedule, no EMA, no clipping and fixed batches, ``fit`` is AdamW step for step:
+    the weights are bitwise those of a plain loop over the same batches (written here, not recorded)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(24, 3, generator=g, dtype=torch.float64)
+    batches = [(x[i : i + 8], torch.sin(x[i : i + 8]).sum(dim=1, keepdim=True)) for i in range(0, 24, 8)]
+    config = LoopConfig(max_epochs=3, lr=3e-3, weight_decay=1e-2, schedule="constant", ema_decay=None,
+                        grad_clip=None, progress=False)
+
+    def network():
+        torch.manual_seed(5)
+        return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+
+    trained = network()
+    fit(trained, mse_loss, batches, None, config)
+    plain = network()
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    for _ in range(config.max_epochs):
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            mse_loss(plain, batch, True)[0].backward()
+            optimizer.step()
+    assert_same_weights(trained.state_dict(), plain.state_dict())
+    assert not torch.equal(trained[0].weight, network()[0].weight)  # it did train
+
+
+def test_seeded_runs_through_fit_and_train_are_bitwise_reproducible(tmp_path):
+    """Two seeded runs give identical weights: through ``fit`` (dropout, shuffling, EMA, warm-up,
+    cosine) and through ``mlpot.training.trainer.train`` (data split, statistics, checkpoints)."""
+    from mlpot.training.config import config_from_dict
+    from mlpot.training.trainer import train
+
+    weights = []
+    for _ in range(2):
+        model, batches, val = make_problem()
+        fit(model, mse_loss, batches, val, LoopConfig(**CONFIG))
+        weights.append(model.state_dict())
+    assert_same_weights(*weights)
+
+    ethanol = Path(__file__).resolve().parents[2] / "datasets" / "rmd17" / "rmd17_ethanol_train_01.npz"
+    models = []
+    for run in ("a", "b"):
+        config = config_from_dict({
+            "data": {"train": str(ethanol), "energy_unit": "kcal/mol", "n_train": 6, "n_val": 2},
+            "model": {"cutoff": 4.0, "n_radial": 4, "n_channels": 4, "l_max": 1, "hidden": [8]},
+            "trainer": {"max_epochs": 2, "batch_size": 3, "progress": False},
+            "output": str(tmp_path / run),
+        })
+        models.append(train(config).model.state_dict())
+    assert_same_weights(*models)

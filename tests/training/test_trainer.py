@@ -109,7 +109,8 @@ def test_loss_uses_only_the_labels_present():
     del structures[1]["forces"]
     del structures[2]["stress"]
     batch = collate(add_label_masks(structures))
-    assert batch["forces_mask"].tolist() == [True] * 63 + [False] * len(structures[1]["numbers"]) + [True] * len(structures[2]["numbers"])
+    n1, n2 = len(structures[1]["numbers"]), len(structures[2]["numbers"])
+    assert batch["forces_mask"].tolist() == [True] * 63 + [False] * n1 + [True] * n2
     torch.manual_seed(0)
     from mlpot.models import DescriptorModel
 

@@ -33,115 +33,21 @@ Non-periodic axes need no cell vector (zeros are allowed there), exactly as in A
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch import Tensor
 
-__all__ = ["neighbor_list", "needs_rebuild", "largest_squared_displacement", "moved_beyond_skin", "neighbor_list_brute_force"]
+from mlpot.neighbors.cells import _as_system_tensors, _per_system_matmul, complete_cell
 
+__all__ = ["neighbor_list", "BINS_PER_CUTOFF"]
 
+#: Relative margin of the searched distance over r_c (the stencil covers r_c·(1 + _SLACK/2)):
+#: far above the round-off of float32 coordinates, and too small to cost time.
+_SLACK = 1e-4
 
-def _as_system_tensors(
-    positions: Tensor, cell: Tensor | None, pbc: Tensor | None, batch: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor, int]:
-    """Broadcast optional inputs to ``batch`` [n], ``cell`` [S,3,3] and ``pbc`` [S,3]; validate shapes."""
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise ValueError(f"positions must have shape [n_atoms, 3], got {tuple(positions.shape)}")
-    if not torch.is_floating_point(positions):
-        raise ValueError(f"positions must be a floating-point tensor, got {positions.dtype}")
-    if not bool(torch.isfinite(positions).all()):
-        raise ValueError("positions contain NaN or inf")
-    n_atoms = positions.shape[0]
-    device = positions.device
-    if batch is None:
-        batch = torch.zeros(n_atoms, dtype=torch.int64, device=device)
-    elif batch.shape != (n_atoms,):
-        raise ValueError(f"batch must have shape [{n_atoms}], got {tuple(batch.shape)}")
-    batch = batch.to(torch.int64)
-    n_systems = int(batch.max()) + 1 if n_atoms > 0 else (1 if cell is None or cell.ndim == 2 else cell.shape[0])
-    if n_atoms > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch must be sorted (non-decreasing system indices)")
-    if n_atoms > 0 and int(batch[0]) < 0:  # sorted, so the first is the smallest
-        raise ValueError(f"batch must hold system indices >= 0, got {int(batch[0])}")
-
-    if cell is None:
-        if pbc is not None and bool(torch.as_tensor(pbc).any()):
-            raise ValueError("pbc is set on some axis but no cell was given")
-        cell = torch.zeros(n_systems, 3, 3, dtype=positions.dtype, device=device)
-    cell = torch.as_tensor(cell, dtype=positions.dtype, device=device)
-    if cell.shape == (3, 3):
-        cell = cell.expand(n_systems, 3, 3)
-    if cell.ndim != 3 or cell.shape[1:] != (3, 3) or cell.shape[0] < n_systems:
-        raise ValueError(f"cell must have shape [3, 3] or [n_systems={n_systems}, 3, 3], got {tuple(cell.shape)}")
-    if pbc is None:
-        pbc = torch.zeros(n_systems, 3, dtype=torch.bool, device=device)
-    pbc = torch.as_tensor(pbc, device=device).to(torch.bool)
-    if pbc.shape == (3,):
-        pbc = pbc.expand(n_systems, 3)
-    if pbc.ndim != 2 or pbc.shape[1] != 3 or pbc.shape[0] < n_systems:
-        raise ValueError(f"pbc must have shape [3] or [n_systems={n_systems}, 3], got {tuple(pbc.shape)}")
-    return batch, cell, pbc, n_systems
-
-
-def _completed_cells(cell: Tensor, pbc: Tensor) -> Tensor:
-    """Replace the lattice vectors of non-periodic axes by unit vectors orthogonal to the periodic ones.
-
-    Fractional coordinates along periodic axes are then well defined whatever the user put on
-    non-periodic axes (often zeros), and the padded-cell test measures true distances.
-
-    Args:
-        cell: [S, 3, 3] lattice vectors as rows, Å.
-        pbc: [S, 3] bool.
-
-    Returns:
-        [S, 3, 3] invertible cells, equal to ``cell`` on periodic rows.
-
-    Raises:
-        ValueError: if the periodic lattice vectors of a system are linearly dependent.
-    """
-    completed = cell.clone()
-    # A system periodic on no axis is never wrapped, but the batched inverse still needs an
-    # invertible cell: a molecule's is usually all zeros.
-    completed[~pbc.any(dim=1)] = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    # Fully periodic systems need no filler vectors, only the check, done for all of them at once.
-    fully = torch.nonzero(pbc.all(dim=1)).flatten()
-    if fully.numel():
-        singular = torch.linalg.matrix_rank(cell.index_select(0, fully)) < 3
-        if bool(singular.any()):
-            s = int(fully[singular][0])
-            raise ValueError(
-                f"cell of system {s} is singular on its periodic axes [0, 1, 2]: "
-                "lattice vectors are linearly dependent"
-            )
-    for s in torch.nonzero(pbc.any(dim=1) & ~pbc.all(dim=1)).flatten().tolist():
-        periodic = [k for k in range(3) if pbc[s, k]]
-        basis = [cell[s, k] for k in periodic]
-        volume_check = torch.linalg.matrix_rank(torch.stack(basis)) if basis else 0
-        if volume_check < len(basis):
-            raise ValueError(
-                f"cell of system {s} is singular on its periodic axes {periodic}: lattice vectors are linearly dependent"
-            )
-        # Gram–Schmidt against the periodic vectors and previously added fillers.
-        spanned = [b / b.norm() for b in basis]
-        orthonormal: list[Tensor] = []
-        for v in spanned:
-            for u in orthonormal:
-                v = v - (v @ u) * u
-            orthonormal.append(v / v.norm())
-        for k in range(3):
-            if pbc[s, k]:
-                continue
-            for trial in torch.eye(3, dtype=cell.dtype, device=cell.device):
-                v = trial.clone()
-                for u in orthonormal:
-                    v = v - (v @ u) * u
-                if v.norm() > 1e-6:
-                    v = v / v.norm()
-                    orthonormal.append(v)
-                    completed[s, k] = v
-                    break
-    return completed
+#: Bins per cutoff length: bins are at least r_c/BINS_PER_CUTOFF thick. Finer bins trim the
+#: searched volume towards the cutoff sphere (27 r_c³ for 1, 11.5 r_c³ for 3, halved by the half
+#: stencil) at the price of more column look-ups.
+BINS_PER_CUTOFF = 3
 
 
 def neighbor_list(
@@ -188,7 +94,7 @@ def _cell_list(
 
     # 1. Wrap along periodic axes: wrapped = positions + wrap @ cell, with integer wrap. Bins are
     #    assigned from float64 fractional coordinates whatever the input dtype (n·3 numbers: cheap).
-    full_cell = _completed_cells(cell, pbc)
+    full_cell = complete_cell(cell, pbc)
     inverse = torch.linalg.inv(full_cell.to(torch.float64))  # columns are the reciprocal vectors b_k
     fractional = _per_system_matmul(positions, inverse, batch)
     periodic_atom = pbc.index_select(0, batch)
@@ -230,11 +136,14 @@ def _cell_list(
     if any_periodic:
         n_atom_bins, m = n_bins.index_select(0, batch), reach.index_select(0, batch)
         lowest_shift = torch.where(periodic_atom, -torch.div(m + atom_bin, n_atom_bins, rounding_mode="floor"), 0)
-        highest_shift = torch.where(periodic_atom, torch.div(n_atom_bins - 1 + m - atom_bin, n_atom_bins, rounding_mode="floor"), 0)
+        highest_shift = torch.where(
+            periodic_atom, torch.div(n_atom_bins - 1 + m - atom_bin, n_atom_bins, rounding_mode="floor"), 0
+        )
         copies = highest_shift - lowest_shift + 1  # [n, 3]
         per_atom = copies.prod(dim=1)
         point_atom = torch.repeat_interleave(torch.arange(n_atoms, device=device), per_atom)
-        local = torch.arange(point_atom.numel(), device=device) - (torch.cumsum(per_atom, 0) - per_atom).index_select(0, point_atom)
+        first_point = (torch.cumsum(per_atom, 0) - per_atom).index_select(0, point_atom)
+        local = torch.arange(point_atom.numel(), device=device) - first_point
         c = copies.index_select(0, point_atom)
         point_shift = lowest_shift.index_select(0, point_atom) + torch.stack(
             (local // (c[:, 1] * c[:, 2]), (local // c[:, 2]) % c[:, 1], local % c[:, 2]), dim=1
@@ -323,7 +232,7 @@ def _cell_list(
     distance2 = d.square_() @ torch.ones(3, dtype=torch.float32, device=device)  # faster than .sum(dim=1) on CPU
     margin = 1e-5 * (cutoff + float(local_points.abs().max()))  # far above float32 round-off
     close = torch.nonzero(distance2 < (cutoff + margin) ** 2).flatten()
-    centre, candidate, distance2 = centre.index_select(0, close), candidate.index_select(0, close), distance2.index_select(0, close)
+    centre, candidate, distance2 = (t.index_select(0, close) for t in (centre, candidate, distance2))
     neighbour = sorted_atom.to(index_dtype).index_select(0, candidate)
     edge_shift = sorted_shift.index_select(0, candidate) - wrap.index_select(0, centre)
     # Pairs within round-off of the cutoff are decided exactly, in ASE's frame, so that ties
@@ -337,7 +246,7 @@ def _cell_list(
         keep = torch.ones_like(centre, dtype=torch.bool)
         keep[borderline] = torch.sqrt(r_ij.square().sum(dim=1)) < cutoff
         keep = torch.nonzero(keep).flatten()
-        centre, neighbour, edge_shift = centre.index_select(0, keep), neighbour.index_select(0, keep), edge_shift.index_select(0, keep)
+        centre, neighbour, edge_shift = (t.index_select(0, keep) for t in (centre, neighbour, edge_shift))
     return _both_directions(centre, neighbour, edge_shift, n_atoms)
 
 
@@ -356,10 +265,12 @@ def _both_directions(centre: Tensor, neighbour: Tensor, shift: Tensor, n_atoms: 
     rows = torch.arange(n_half, device=device)
     # Sorting int32 keys is about twice as fast as int64 on CPU.
     order = torch.argsort(neighbour.to(torch.int32) if n_atoms < 2**31 else neighbour)
+    forward_start = first - (torch.cumsum(forward, 0) - forward)
+    backward_start = first + forward - (torch.cumsum(backward, 0) - backward)
     slot = torch.cat(
         (
-            rows + (first - (torch.cumsum(forward, 0) - forward)).index_select(0, centre),
-            rows + (first + forward - (torch.cumsum(backward, 0) - backward)).index_select(0, neighbour.index_select(0, order)),
+            rows + forward_start.index_select(0, centre),
+            rows + backward_start.index_select(0, neighbour.index_select(0, order)),
         )
     )
     # Which half-list row fills each slot: r for (i, j, S), n_half + r for its reverse (j, i, -S).
@@ -368,16 +279,6 @@ def _both_directions(centre: Tensor, neighbour: Tensor, shift: Tensor, n_atoms: 
     edge_shift = torch.cat((shift, -shift)).index_select(0, row).to(torch.int64)
     edge_centre = torch.repeat_interleave(torch.arange(n_atoms, device=device), total)
     return torch.stack((edge_centre, other)), edge_shift
-
-
-#: Relative margin of the searched distance over r_c (the stencil covers r_c·(1 + _SLACK/2)):
-#: far above the round-off of float32 coordinates, and too small to cost time.
-_SLACK = 1e-4
-
-#: Bins per cutoff length: bins are at least r_c/BINS_PER_CUTOFF thick. Finer bins trim the
-#: searched volume towards the cutoff sphere (27 r_c³ for 1, 11.5 r_c³ for 3, halved by the half
-#: stencil) at the price of more column look-ups.
-BINS_PER_CUTOFF = 3
 
 
 def _half_stencil(span: int, distance: float, full_cell: Tensor, scale: Tensor, reach: Tensor) -> tuple[Tensor, Tensor]:
@@ -403,7 +304,9 @@ def _half_stencil(span: int, distance: float, full_cell: Tensor, scale: Tensor, 
     dx, dy = torch.meshgrid(steps, steps, indexing="ij")
     dx, dy = dx.flatten(), dy.flatten()
     after = (dx > 0) | ((dx == 0) & (dy > 0))
-    columns = torch.cat((torch.zeros(1, 2, dtype=torch.int64, device=device), torch.stack((dx[after], dy[after]), dim=1)))
+    columns = torch.cat(
+        (torch.zeros(1, 2, dtype=torch.int64, device=device), torch.stack((dx[after], dy[after]), dim=1))
+    )
     dz = torch.arange(span + 1, device=device)
     offsets = torch.cat(
         (columns[:, None, :].expand(-1, span + 1, 2), dz[None, :, None].expand(columns.shape[0], -1, 1)), dim=2
@@ -413,7 +316,8 @@ def _half_stencil(span: int, distance: float, full_cell: Tensor, scale: Tensor, 
     metric = edges @ edges.transpose(1, 2)  # [S, 3, 3]
     diagonal = torch.diagonal(metric, dim1=1, dim2=2)
     off_diagonal = metric - torch.diag_embed(diagonal)
-    orthogonal = (off_diagonal.abs() <= 1e-9 * diagonal.max(dim=1, keepdim=True).values[:, :, None]).flatten(1).all(dim=1)
+    largest = diagonal.max(dim=1, keepdim=True).values[:, :, None]
+    orthogonal = (off_diagonal.abs() <= 1e-9 * largest).flatten(1).all(dim=1)
     smallest = torch.linalg.eigvalsh(metric)[:, 0]
     closest2 = torch.where(
         orthogonal[:, None, None],
@@ -425,92 +329,6 @@ def _half_stencil(span: int, distance: float, full_cell: Tensor, scale: Tensor, 
     return columns, searched.sum(dim=2) - 1
 
 
-def _per_system_matmul(rows: Tensor, matrices: Tensor, system: Tensor) -> Tensor:
-    """Return ``rows[e] @ matrices[system[e]]``; rows [E, 3], matrices [S, 3, 3] → [E, 3].
-
-    Written as three broadcast products rather than a batched matmul of E tiny matrices,
-    which is several times slower on CPU; a single system is one plain matmul.
-    """
-    rows = rows.to(matrices.dtype)
-    if matrices.shape[0] == 1:
-        return rows @ matrices[0]
-    per_row = matrices.index_select(0, system)
-    return rows[:, 0:1] * per_row[:, 0] + rows[:, 1:2] * per_row[:, 1] + rows[:, 2:3] * per_row[:, 2]
-
-
 def _bin_key(system: Tensor, bin_xyz: Tensor, extent: int) -> Tensor:
     """Linear int64 key of (system, bx, by, bz); every coordinate is in [0, extent)."""
     return ((system * extent + bin_xyz[..., 0]) * extent + bin_xyz[..., 1]) * extent + bin_xyz[..., 2]
-
-
-def largest_squared_displacement(positions: Tensor, reference_positions: Tensor) -> Tensor:
-    """max_i |R_i − R_i^ref|², Å², as a 0-d tensor (no host sync); [n_atoms, 3] inputs, n_atoms ≥ 1."""
-    return (positions - reference_positions).square().sum(dim=1).max()
-
-
-def moved_beyond_skin(largest_displacement2: float, skin: float) -> bool:
-    """The rebuild rule: an atom has moved more than ``skin/2`` (largest squared displacement in Å²).
-
-    A list built with cutoff ``r_c + skin`` stays complete for ``r_c`` until then: two atoms
-    each moving skin/2 towards each other close a gap of at most ``skin``.
-    """
-    return largest_displacement2 > (0.5 * skin) ** 2
-
-
-def needs_rebuild(positions: Tensor, reference_positions: Tensor, skin: float) -> bool:
-    """Return True once any atom has moved more than ``skin/2`` since the list was built
-    (:func:`moved_beyond_skin`).
-
-    Args:
-        positions: [n_atoms, 3] current positions, Å, unwrapped (same frame as the reference).
-        reference_positions: [n_atoms, 3] positions when the list was built, Å.
-        skin: the skin added to the cutoff when the list was built, Å.
-    """
-    if positions.shape != reference_positions.shape:
-        return True
-    if positions.shape[0] == 0:
-        return False
-    return moved_beyond_skin(float(largest_squared_displacement(positions.detach(), reference_positions.detach())), skin)
-
-
-def neighbor_list_brute_force(
-    positions: Tensor,
-    cutoff: float,
-    cell: Tensor | None = None,
-    pbc: Tensor | None = None,
-    batch: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Reference O(N²·images) neighbour list with the same signature; for tests only.
-
-    It tries every pair and every lattice translation within the needed range, without
-    wrapping, binning or padding, so it shares none of the cell list's shortcuts.
-    """
-    batch, cell, pbc, n_systems = _as_system_tensors(positions, cell, pbc, batch)
-    edges_i, edges_j, shifts = [], [], []
-    for s in range(n_systems):
-        atoms = torch.nonzero(batch == s).flatten()
-        if atoms.numel() == 0:
-            continue
-        x = positions[atoms]
-        if bool(pbc[s].any()):
-            full = _completed_cells(cell[s : s + 1], pbc[s : s + 1])[0]
-            frac = x @ torch.linalg.inv(full)
-            frac_span = torch.where(pbc[s], frac.max(0).values - frac.min(0).values, torch.zeros(3, dtype=x.dtype))
-            reach = torch.where(pbc[s], cutoff * torch.linalg.inv(full).norm(dim=0), torch.zeros(3, dtype=x.dtype))
-            n = torch.ceil(reach + frac_span).to(torch.int64)
-        else:
-            n = torch.zeros(3, dtype=torch.int64)
-        ranges = [range(-int(n[k]), int(n[k]) + 1) for k in range(3)]
-        for shift in itertools.product(*ranges):
-            S = torch.tensor(shift, dtype=x.dtype)
-            d = x[None, :, :] - x[:, None, :] + S @ cell[s]
-            close = d.norm(dim=2) < cutoff
-            if not any(shift):
-                close.fill_diagonal_(False)
-            i, j = torch.nonzero(close, as_tuple=True)
-            edges_i.append(atoms[i])
-            edges_j.append(atoms[j])
-            shifts.append(torch.tensor(shift, dtype=torch.int64).expand(i.numel(), 3))
-    if not edges_i:
-        return torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0, 3, dtype=torch.int64)
-    return torch.stack((torch.cat(edges_i), torch.cat(edges_j))), torch.cat(shifts)
