@@ -31,6 +31,19 @@ from mlpot.training.metrics import ErrorSums
 __all__ = ["PotentialLoss"]
 
 
+def check_penalty_kind(kind: str) -> None:
+    """Raise for a penalty other than "huber" or "mse"."""
+    if kind not in ("huber", "mse"):
+        raise ValueError(f"loss: expected 'huber' or 'mse', got {kind!r}")
+
+
+def penalty(x: Tensor, kind: str, huber_delta: float) -> Tensor:
+    """ρ(x) elementwise: x² ("mse"), or Huber with transition ``huber_delta`` ("huber"), same units as x."""
+    if kind == "mse":
+        return x.square()
+    return torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none", delta=huber_delta)
+
+
 @dataclass
 class PotentialLoss:
     """``loss_fn`` for :func:`mlpot.training.loop.fit` on potentials.
@@ -50,13 +63,10 @@ class PotentialLoss:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("huber", "mse"):
-            raise ValueError(f"loss: expected 'huber' or 'mse', got {self.kind!r}")
+        check_penalty_kind(self.kind)
 
     def _rho(self, x: Tensor) -> Tensor:
-        if self.kind == "mse":
-            return x.square()
-        return torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none", delta=self.huber_delta)
+        return penalty(x, self.kind, self.huber_delta)
 
     def __call__(
         self, model: torch.nn.Module, batch: dict[str, Tensor], training: bool

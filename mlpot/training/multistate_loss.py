@@ -30,6 +30,7 @@ from mlpot.data import collate
 from mlpot.data import keys as K
 from mlpot.data.multistate import NONADIABATIC_COUPLINGS, STATE_ENERGIES, STATE_FORCES
 from mlpot.training.batching import INPUT_KEYS
+from mlpot.training.losses import check_penalty_kind, penalty
 from mlpot.training.metrics import ErrorSums
 
 __all__ = ["MultistateLoss", "evaluate_multistate", "is_multistate"]
@@ -64,13 +65,10 @@ class MultistateLoss:
     coupling_regularization: float = 1e-4
 
     def __post_init__(self) -> None:
-        if self.kind not in ("huber", "mse"):
-            raise ValueError(f"loss: expected 'huber' or 'mse', got {self.kind!r}")
+        check_penalty_kind(self.kind)
 
     def _rho(self, x: Tensor) -> Tensor:
-        if self.kind == "mse":
-            return x.square()
-        return torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none", delta=self.huber_delta)
+        return penalty(x, self.kind, self.huber_delta)
 
     def __call__(
         self, model: torch.nn.Module, batch: dict[str, Tensor], training: bool
