@@ -38,9 +38,17 @@ from mlpot.neighbors import largest_squared_displacement
 __all__ = ["CompiledStep", "CompiledVerlet", "step_with_checks"]
 
 
+#: The state fields a step changes; a scheme's own extra fields are added to them.
+_BASE_FIELDS = frozenset(("positions", "momenta", "masses", "numbers", "cell", "pbc", "batch", "forces", "energy",
+                          "thermostat_work", "n_dof"))
+_CHANGED = ("positions", "momenta", "forces", "energy", "thermostat_work")
+
+
 def step_with_checks(
     step: Callable,
-    state: MDState,
+    state_type: type,
+    fields: dict[str, Tensor],
+    changed: tuple[str, ...],
     params,
     reference_positions: Tensor,
     health_inverse_masses: Tensor,
@@ -48,12 +56,18 @@ def step_with_checks(
     energy_and_forces: Callable,
     potential: torch.nn.Module,
     *arguments,
-) -> tuple[MDState, Tensor]:
-    """``step(state, force_fn, params)``, then what the engine checks.
+) -> tuple[dict[str, Tensor], Tensor]:
+    """``step(state, force_fn, params)``, then what the engine checks, on tensors in and out.
+
+    Tensors in and out, not state objects: the compiled function then guards on a flat set of
+    tensors and returns only what the step changed, which keeps its per-call overhead at that of
+    a plain tensor function (a state object in and out measured ~15% slower for a 9-atom molecule).
 
     Args:
         step: a scheme's pure step function (:mod:`mlpot.dynamics.integrators`).
-        state: the state before the step; ``params``: the scheme's parameters.
+        state_type: the state's class (:class:`MDState` or a scheme's subclass); ``fields`` its tensor fields.
+        changed: the names of the fields the step may change (returned).
+        params: the scheme's parameters.
         reference_positions: [n, 3] Å, the positions the neighbour list was built from.
         health_inverse_masses, inverse_dof_kB: as in :func:`~mlpot.dynamics.health.health_measures`.
         energy_and_forces, potential, arguments: the potential's fixed-topology evaluation
@@ -61,21 +75,22 @@ def step_with_checks(
             positions, *arguments)`` → (energy [S], forces [n, 3]) or an output dict.
 
     Returns:
-        The new state and [5]: the largest squared displacement since the list was built (Å²),
-        then the health measures.
+        The changed fields of the new state, and [5]: the largest squared displacement since the
+        list was built (Å²), then the health measures.
     """
+    state = state_type(**fields)
     n_systems = state.energy.shape[0]
 
     def force_fn(s: MDState) -> MDState:
         out = as_outputs(energy_and_forces(potential, s.positions, *arguments), n_systems)
-        return s.evolve(energy=out["energy"], forces=out["forces"], outputs=out)
+        return s.evolve(energy=out["energy"], forces=out["forces"])
 
     new = step(state, force_fn, params)
     displacement2 = largest_squared_displacement(new.positions, reference_positions)
     health = health_measures(
         new.positions, new.momenta, new.forces, new.energy, health_inverse_masses, inverse_dof_kB, new.batch
     )
-    return new, torch.cat((displacement2.reshape(1), health))
+    return {name: getattr(new, name) for name in changed}, torch.cat((displacement2.reshape(1), health))
 
 
 class CompiledStep:
@@ -113,9 +128,13 @@ class CompiledStep:
         topology = self.forces.topology(state)
         if topology is None:
             return None
-        new, checks = compile_function(step_with_checks)(
+        fields = state.tensors()
+        changed = _CHANGED + tuple(name for name in fields if name not in _BASE_FIELDS)
+        new_fields, checks = compile_function(step_with_checks)(
             self.step_function,
-            state,
+            type(state),
+            fields,
+            changed,
             self.params,
             self.forces.reference_positions,
             self.health_inverse_masses,
@@ -127,6 +146,7 @@ class CompiledStep:
         displacement2, *health = checks.tolist()  # the step's one host sync
         if self.forces.moved_too_far(displacement2):
             return None
+        new = state.evolve(**new_fields, outputs={"energy": new_fields["energy"], "forces": new_fields["forces"]})
         return new, health
 
 
