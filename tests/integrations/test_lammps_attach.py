@@ -5,7 +5,7 @@ reach ``compute pe/atom``, and an error inside the callback stops the run and is
 import numpy as np
 import pytest
 from ase import Atoms
-from test_lammps_support import lammps_installed
+from lammps_support import lammps_installed
 
 from mlpot.data.atomic_data import atomic_data_from_atoms
 from mlpot.integrations import lammps as mlammps

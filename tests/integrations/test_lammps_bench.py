@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_lammps_support import lammps_installed
+from lammps_support import lammps_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ LAMMPS or its MPI library missing (with the command that installs them)."""
 import sys
 
 import pytest
-from test_lammps_support import lammps_installed
+from lammps_support import lammps_installed
 
 import mlpot
 from mlpot.cli import main

@@ -5,7 +5,7 @@ barostat and energy conservation over long runs (slow)."""
 import ase.units
 import numpy as np
 import pytest
-from test_lammps_support import (
+from lammps_support import (
     NVE_INPUT,
     copper_with_vacancy,
     ethanol_cluster,
