@@ -44,6 +44,7 @@ from mlpot.models.elements import (  # noqa: F401
     ElementEnergies,
     check_model_options,
     fit_reference_energies,  # noqa: F401
+    seeded_initialisation,
 )
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
@@ -109,20 +110,13 @@ class DescriptorModel(ElementEnergies, Potential):
             "repulsion": repulsion,
         }
         self.repulsion = ZBLRepulsion(cutoff) if repulsion == "zbl" else None
-        generator_state = None
-        if seed is not None:
-            generator_state = torch.random.get_rng_state()
-            torch.manual_seed(seed)
-        try:
+        with seeded_initialisation(seed):
             self.descriptor = Descriptor(
                 len(numbers), cutoff, n_radial, n_channels, l_max, bispectrum_channels, bispectrum_l_max,
                 species_channels,
             )
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.networks = ElementMLPs(len(numbers), n_features, hidden)
-        finally:
-            if generator_state is not None:
-                torch.random.set_rng_state(generator_state)
 
         # Standardisation of the descriptors (fit_descriptor_statistics). Pseudoscalars are only
         # scaled, never shifted, so that χ → −χ stays exactly a mirror.

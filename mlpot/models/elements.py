@@ -10,6 +10,7 @@ calls :meth:`ElementEnergies.register_elements` in its constructor, and then has
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,3 +121,20 @@ def fit_reference_energies(numbers_per_structure: Sequence[Tensor], energies: Te
             counts[row, column[int(z)]] += 1
     solution, *_ = np.linalg.lstsq(counts, np.asarray(energies, dtype=np.float64), rcond=None)
     return {z: float(solution[column[z]]) for z in elements}
+
+
+@contextlib.contextmanager
+def seeded_initialisation(seed: int | None):
+    """Draw a model's initial weights from ``seed`` without disturbing torch's global generator.
+
+    With ``seed=None`` the weights come from the global generator, as torch modules' do.
+    """
+    if seed is None:
+        yield
+        return
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(generator_state)

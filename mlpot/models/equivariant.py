@@ -49,7 +49,7 @@ from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.descriptors.radial import BesselBasis, smooth_cutoff
-from mlpot.models.elements import ElementEnergies, check_model_options
+from mlpot.models.elements import ElementEnergies, check_model_options, seeded_initialisation
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
@@ -112,15 +112,8 @@ class EquivariantModel(ElementEnergies, Potential):
             "hidden": [int(h) for h in hidden], "repulsion": repulsion,
         }
         self.repulsion = ZBLRepulsion(cutoff) if repulsion == "zbl" else None
-        generator_state = None
-        if seed is not None:
-            generator_state = torch.random.get_rng_state()
-            torch.manual_seed(seed)
-        try:
+        with seeded_initialisation(seed):
             self._build_layers(len(numbers), n_radial, l_max, channels, latent, layers, list(hidden))
-        finally:
-            if generator_state is not None:
-                torch.random.set_rng_state(generator_state)
 
         # n = 1/√(mean neighbours), fitted by fit_descriptor_statistics.
         self.register_buffer("neighbour_normalisation", torch.ones(()))

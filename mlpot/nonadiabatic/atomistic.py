@@ -60,7 +60,7 @@ from mlpot.data.multistate import (
 )
 from mlpot.descriptors import Descriptor
 from mlpot.models.element_networks import ElementMLPs
-from mlpot.models.elements import ElementEnergies, check_model_options
+from mlpot.models.elements import ElementEnergies, check_model_options, seeded_initialisation
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register
 from mlpot.nonadiabatic.adiabatic import adiabatic_states, eigh
@@ -116,18 +116,11 @@ class DiabaticModel(ElementEnergies, Potential):
             "hidden": [int(h) for h in hidden], "coupling_hidden": [int(h) for h in coupling_hidden],
         }
         self.pairs = state_pairs(self.n_states)
-        generator_state = None
-        if seed is not None:
-            generator_state = torch.random.get_rng_state()
-            torch.manual_seed(seed)
-        try:
+        with seeded_initialisation(seed):
             self.descriptor = Descriptor(len(numbers), cutoff, n_radial, n_channels, l_max)
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.diagonal = nn.ModuleList(ElementMLPs(len(numbers), n_features, hidden) for _ in range(self.n_states))
             self.coupling = nn.ModuleList(ElementMLPs(len(numbers), n_features, coupling_hidden) for _ in self.pairs)
-        finally:
-            if generator_state is not None:
-                torch.random.set_rng_state(generator_state)
         # Standardisation of the descriptors, as in DescriptorModel: pseudoscalars only scaled, so
         # that χ → −χ stays exactly a mirror.
         self.register_buffer("scalar_mean", torch.zeros(self.descriptor.n_scalars))
