@@ -37,6 +37,7 @@ __all__ = [
     "DIABATIC_MATRIX",
     "MULTISTATE_LABELS",
     "state_pairs",
+    "sign_free_squared_errors",
     "read_multistate_structures",
 ]
 
@@ -54,6 +55,33 @@ NPZ_MULTISTATE_CANDIDATES = {
 def state_pairs(n_states: int) -> list[tuple[int, int]]:
     """The pairs (k, l), k < l, in the order couplings are stored: (0, 1), (0, 2), …, (1, 2), …"""
     return [(k, l) for k in range(n_states) for l in range(k + 1, n_states)]
+
+
+def sign_free_squared_errors(
+    predicted: Tensor, reference: Tensor, group: Tensor | None = None, n_groups: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Squared errors of coupling vectors that are defined only up to sign: min(|d − d_ref|², |d + d_ref|²).
+
+    A non-adiabatic coupling d_kl = ⟨k|∇l⟩ carries the arbitrary signs of the states k and l, so a
+    prediction is compared with whichever sign of the reference fits it best, one sign for each
+    whole vector (one structure and one state pair): the vector's components never choose apart.
+
+    Args:
+        predicted, reference: ``[..., n_pairs, dim]`` couplings (1/Å or 1/coordinate unit).
+        group: None: each ``[..., pair, :]`` is one whole vector, over the last axis. Else
+            ``[rows]`` int64, the structure of each leading row (an atom, for per-atom
+            ``[n_atoms, n_pairs, 3]`` couplings): the rows of a structure form one vector.
+        n_groups: the number of structures, with ``group``.
+
+    Returns:
+        (the smaller squared error, ``[..., n_pairs]`` or ``[n_groups, n_pairs]``; a bool tensor
+        of the same shape, True where the reference's own sign fits at least as well).
+    """
+    same, flipped = ((predicted - reference) ** 2).sum(-1), ((predicted + reference) ** 2).sum(-1)
+    if group is not None:
+        same = same.new_zeros(n_groups, same.shape[-1]).index_add(0, group, same)
+        flipped = flipped.new_zeros(n_groups, flipped.shape[-1]).index_add(0, group, flipped)
+    return torch.minimum(same, flipped), same <= flipped
 
 
 def read_multistate_structures(

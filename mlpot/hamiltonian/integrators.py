@@ -121,11 +121,21 @@ def _rollout_loop(z0, steps, advance):
     for n in range(steps):
         z = advance(z, n)
         states.append(z)
-        if (n + 1) % _CHECK_EVERY == 0 and not bool(torch.isfinite(z).any()):
-            pad = torch.full_like(z0, float("nan"))
-            states.extend(pad for _ in range(steps - n - 1))
+        if _stopped_after_blow_up(n, steps, z, states):
             break
     return torch.stack(states)
+
+
+def _stopped_after_blow_up(n: int, steps: int, state: torch.Tensor, *histories: list) -> bool:
+    """Whether a rollout stops after step ``n``: every entry of ``state`` is non-finite (checked
+    every ``_CHECK_EVERY`` steps). If so, each history list is padded with NaN states to
+    ``steps + 1`` entries, so that the output keeps its shape and the blow-up stays visible."""
+    if (n + 1) % _CHECK_EVERY or bool(torch.isfinite(state).any()):
+        return False
+    for history in histories:
+        nan = torch.full_like(history[0], float("nan"))
+        history.extend(nan for _ in range(steps - n - 1))
+    return True
 
 
 def _max_change(new: torch.Tensor, old: torch.Tensor) -> float:
@@ -326,10 +336,7 @@ def _separable_leapfrog(dyn: Dynamics, z0: torch.Tensor, h: float, steps: int, t
         q, p = point.positions, point.momenta
         qs.append(q)
         ps.append(p)
-        if (n + 1) % _CHECK_EVERY == 0 and not bool(torch.isfinite(p).any()):
-            nan = torch.full_like(q, float("nan"))
-            qs.extend(nan for _ in range(steps - n - 1))
-            ps.extend(nan for _ in range(steps - n - 1))
+        if _stopped_after_blow_up(n, steps, p, qs, ps):
             break
     return torch.cat([torch.stack(qs), torch.stack(ps)], dim=-1)
 

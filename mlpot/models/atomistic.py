@@ -49,10 +49,11 @@ from mlpot.models.elements import (  # noqa: F401
 from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
+from mlpot.models.standardisation import StandardisedDescriptors
 
 
 @register("descriptor")
-class DescriptorModel(ElementEnergies, Potential):
+class DescriptorModel(ElementEnergies, StandardisedDescriptors, Potential):
     """Behler–Parrinello-style potential on scalar and pseudoscalar descriptors.
 
     Args:
@@ -118,11 +119,7 @@ class DescriptorModel(ElementEnergies, Potential):
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.networks = ElementMLPs(len(numbers), n_features, hidden)
 
-        # Standardisation of the descriptors (fit_descriptor_statistics). Pseudoscalars are only
-        # scaled, never shifted, so that χ → −χ stays exactly a mirror.
-        self.register_buffer("scalar_mean", torch.zeros(self.descriptor.n_scalars))
-        self.register_buffer("scalar_std", torch.ones(self.descriptor.n_scalars))
-        self.register_buffer("pseudoscalar_std", torch.ones(self.descriptor.n_pseudoscalars))
+        self.register_standardisation()
         self.to(dtype)
 
     # --- configuration ------------------------------------------------------------------
@@ -141,30 +138,7 @@ class DescriptorModel(ElementEnergies, Potential):
         """Floating dtype of the parameters (read from one of them: cheaper than iterating)."""
         return self.descriptor.channel_weights.dtype
 
-    # --- statistics fitted on training data ----------------------------------------------
-    @torch.no_grad()
-    def fit_descriptor_statistics(self, data: dict[str, Tensor]) -> None:
-        """Standardise the descriptors with their mean and spread over the atoms of ``data`` (a training batch)."""
-        scalars, pseudo = self.descriptors(data)
-        self.scalar_mean.copy_(scalars.mean(dim=0))
-        # A floor keeps near-constant features from being blown up into noise.
-        spread = scalars.std(dim=0) if scalars.shape[0] > 1 else torch.ones_like(self.scalar_std)
-        self.scalar_std.copy_(spread.clamp(min=1e-3 * float(spread.max().clamp(min=1e-12))))
-        rms = pseudo.square().mean(dim=0).sqrt()
-        self.pseudoscalar_std.copy_(rms.clamp(min=1e-3 * float(rms.max().clamp(min=1e-12))))
-
     # --- evaluation ---------------------------------------------------------------------
-    def descriptors(self, data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Raw scalars [n_atoms, n_s] and pseudoscalars [n_atoms, n_p] of ``data``."""
-        positions, batch, _, cell = self._inputs(data)
-        edge_index, edge_shift = self._edges(data, positions, cell, batch)
-        vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
-        edge_index, vectors = self._within_cutoff(edge_index, vectors)
-        species = self.species(data[K.NUMBERS])
-        with torch.no_grad():
-            scalars, pseudo, _ = self.descriptor.evaluate(vectors, self.descriptor.tables(edge_index, species), species)
-        return scalars, pseudo
-
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:
@@ -230,9 +204,8 @@ class DescriptorModel(ElementEnergies, Potential):
         ``training`` is deprecated and ignored (autograd always; inference is :meth:`first_order_pass`)."""
         if training is not None:
             warn_training_argument("DescriptorModel.energies_from_descriptors")
-        scalars = (scalars - self.scalar_mean) / self.scalar_std
-        even = self.chirality == "even"
-        output = self.networks(scalars, pseudo / self.pseudoscalar_std, species, even=even)
+        scalars, pseudo = self.standardise(scalars, pseudo)
+        output = self.networks(scalars, pseudo, species, even=self.chirality == "even")
         return torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
 
     def first_order_pass(
@@ -260,8 +233,7 @@ class DescriptorModel(ElementEnergies, Potential):
         """
         n_atoms, even = species.shape[0], self.chirality == "even"
         scalars, pseudo, saved = self.descriptor.evaluate(vectors, tables, species)
-        scalars = (scalars - self.scalar_mean) / self.scalar_std
-        pseudo = pseudo / self.pseudoscalar_std
+        scalars, pseudo = self.standardise(scalars, pseudo)
         output, pre_activations = self.networks.evaluate(scalars, pseudo, species, even, layout)
         energies = torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, output)
         if not with_gradient:

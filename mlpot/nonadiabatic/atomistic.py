@@ -63,13 +63,14 @@ from mlpot.models.element_networks import ElementMLPs
 from mlpot.models.elements import ElementEnergies, check_model_options, seeded_initialisation
 from mlpot.models.potential import Potential, edge_vectors
 from mlpot.models.registry import register
+from mlpot.models.standardisation import StandardisedDescriptors
 from mlpot.nonadiabatic.adiabatic import adiabatic_states, eigh
 
 __all__ = ["DiabaticModel"]
 
 
 @register("diabatic")
-class DiabaticModel(ElementEnergies, Potential):
+class DiabaticModel(ElementEnergies, StandardisedDescriptors, Potential):
     """Diabatic Hamiltonian matrix H_d(R) ``[n_systems, n_states, n_states]`` (eV) of atomic structures.
 
     Args:
@@ -121,11 +122,7 @@ class DiabaticModel(ElementEnergies, Potential):
             n_features = self.descriptor.n_scalars + self.descriptor.n_pseudoscalars
             self.diagonal = nn.ModuleList(ElementMLPs(len(numbers), n_features, hidden) for _ in range(self.n_states))
             self.coupling = nn.ModuleList(ElementMLPs(len(numbers), n_features, coupling_hidden) for _ in self.pairs)
-        # Standardisation of the descriptors, as in DescriptorModel: pseudoscalars only scaled, so
-        # that χ → −χ stays exactly a mirror.
-        self.register_buffer("scalar_mean", torch.zeros(self.descriptor.n_scalars))
-        self.register_buffer("scalar_std", torch.ones(self.descriptor.n_scalars))
-        self.register_buffer("pseudoscalar_std", torch.ones(self.descriptor.n_pseudoscalars))
+        self.register_standardisation()
         self.to(dtype)
 
     def config(self) -> dict:
@@ -140,21 +137,6 @@ class DiabaticModel(ElementEnergies, Potential):
         """Floating dtype of the parameters."""
         return self.descriptor.channel_weights.dtype
 
-    @torch.no_grad()
-    def fit_descriptor_statistics(self, data: dict[str, Tensor]) -> None:
-        """Standardise the descriptors with their mean and spread over the atoms of ``data`` (a training batch)."""
-        positions, batch, _, cell = self._inputs(data)
-        edge_index, edge_shift = self._edges(data, positions, cell, batch)
-        vectors = edge_vectors(positions, edge_index, edge_shift, cell, batch)
-        edge_index, vectors = self._within_cutoff(edge_index, vectors)
-        scalars, pseudo = self.descriptor(vectors, edge_index, self.species(data[K.NUMBERS]))
-        self.scalar_mean.copy_(scalars.mean(dim=0))
-        # A floor keeps near-constant features from being blown up into noise.
-        spread = scalars.std(dim=0) if scalars.shape[0] > 1 else torch.ones_like(self.scalar_std)
-        self.scalar_std.copy_(spread.clamp(min=1e-3 * float(spread.max().clamp(min=1e-12))))
-        rms = pseudo.square().mean(dim=0).sqrt()
-        self.pseudoscalar_std.copy_(rms.clamp(min=1e-3 * float(rms.max().clamp(min=1e-12))))
-
     # --- the matrix ------------------------------------------------------------------------
     def atomic_matrix_elements(self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor) -> Tensor:
         """Per-atom contributions to the independent matrix elements, eV, ``[n_atoms, n_states + n_pairs]``.
@@ -168,8 +150,7 @@ class DiabaticModel(ElementEnergies, Potential):
         """
         species = self.species(data[K.NUMBERS])
         scalars, pseudo = self.descriptor(vectors, edge_index, species)
-        scalars = (scalars - self.scalar_mean) / self.scalar_std
-        pseudo = pseudo / self.pseudoscalar_std
+        scalars, pseudo = self.standardise(scalars, pseudo)
         even = self.chirality == "even"
         reference = self.reference_energy.index_select(0, species)
         columns = [

@@ -40,6 +40,7 @@ import math
 
 import torch
 
+from mlpot.data.multistate import sign_free_squared_errors
 from mlpot.nonadiabatic.adiabatic import adiabatic_states, eigh
 from mlpot.nonadiabatic.models import CoordinateDiabaticModel
 from mlpot.progress import progress
@@ -58,8 +59,7 @@ def phase_free_coupling_error(predicted: torch.Tensor, reference: torch.Tensor) 
     """
     n = predicted.shape[-2]
     i, j = torch.triu_indices(n, n, offset=1)
-    d, r = predicted[..., i, j, :], reference[..., i, j, :]
-    return torch.minimum(((d - r) ** 2).sum(-1), ((d + r) ** 2).sum(-1))
+    return sign_free_squared_errors(predicted[..., i, j, :], reference[..., i, j, :])[0]
 
 
 def _check(name: str, value, shape: tuple) -> torch.Tensor | None:

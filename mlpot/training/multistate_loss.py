@@ -28,7 +28,7 @@ from torch import Tensor
 
 from mlpot.data import collate
 from mlpot.data import keys as K
-from mlpot.data.multistate import NONADIABATIC_COUPLINGS, STATE_ENERGIES, STATE_FORCES
+from mlpot.data.multistate import NONADIABATIC_COUPLINGS, STATE_ENERGIES, STATE_FORCES, sign_free_squared_errors
 from mlpot.training.batching import INPUT_KEYS
 from mlpot.training.losses import check_penalty_kind, penalty
 from mlpot.training.metrics import ErrorSums
@@ -124,15 +124,9 @@ def _phase_free_coupling_error(
     Returns:
         (the loss term, a scalar tensor; error sums ``d_abs``, ``d_sq``, ``n_d`` for the metrics).
     """
-    n_systems = n_atoms.shape[0]
-
-    def squared(error: Tensor) -> Tensor:  # [n_systems, n_pairs]
-        return error.new_zeros(n_systems, error.shape[1]).index_add(0, batch, error.square().sum(-1))
-
-    same, flipped = squared(predicted - reference), squared(predicted + reference)
-    best = torch.minimum(same, flipped)
+    best, same_fits = sign_free_squared_errors(predicted, reference, batch, n_atoms.shape[0])  # [n_systems, n_pairs]
     components = 3 * n_atoms.to(best)[:, None]
-    sign = torch.where(same <= flipped, 1.0, -1.0).to(predicted).index_select(0, batch)  # [n_atoms, n_pairs]
+    sign = torch.where(same_fits, 1.0, -1.0).to(predicted).index_select(0, batch)  # [n_atoms, n_pairs]
     error = (predicted - sign[..., None] * reference).detach().double()
     sums = {"d_abs": float(error.abs().sum()), "d_sq": float(error.square().sum()), "n_d": float(error.numel())}
     return (best / components).mean(), sums

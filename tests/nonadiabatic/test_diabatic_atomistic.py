@@ -20,6 +20,7 @@ from mlpot.data.multistate import (
     STATE_ENERGIES,
     STATE_FORCES,
     read_multistate_structures,
+    sign_free_squared_errors,
     state_pairs,
 )
 from mlpot.nonadiabatic.atomistic import DiabaticModel
@@ -229,3 +230,27 @@ def test_mlpot_train_fits_a_diabatic_model_and_writes_a_loadable_one(tmp_path):
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["n_structures"] == 5
     assert {"energy_mae_meV", "forces_mae_meV_per_A", "couplings_mae_per_A"} <= set(report)
+
+
+def test_coupling_sign_is_chosen_once_per_whole_vector_of_a_structure():
+    """Per-atom couplings grouped by structure are compared as one vector per (structure, pair): the
+    same numbers as the flattened per-structure vectors, and a vector whose halves need opposite signs
+    is not forgiven."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(5, 3, 3, generator=generator, dtype=torch.float64)  # 5 atoms, 3 pairs, xyz
+    predicted = -reference.clone()
+    predicted[:, 1] = reference[:, 1]  # pair 1 keeps the reference's sign
+    group = torch.tensor([0, 0, 0, 1, 1])  # structure 0: atoms 0-2; structure 1: atoms 3-4
+    best, same_fits = sign_free_squared_errors(predicted, reference, group, 2)
+    assert best.shape == (2, 3) and torch.equal(best, torch.zeros(2, 3, dtype=torch.float64))
+    assert same_fits[:, 1].all() and not same_fits[:, 0].any() and not same_fits[:, 2].any()
+    # structure 0 as one flattened vector per pair gives the same errors
+    def per_pair(couplings):  # structure 0's atoms as one 9-vector per pair: [3 pairs, 9]
+        return couplings[:3].transpose(0, 1).reshape(3, 9)
+
+    assert torch.allclose(sign_free_squared_errors(per_pair(predicted), per_pair(reference))[0], best[0])
+    # flipping only atom 0's coupling in structure 0: neither global sign fits, the error is positive
+    predicted[0, 1] = -predicted[0, 1]
+    best, _ = sign_free_squared_errors(predicted, reference, group, 2)
+    expected = min(4 * float(reference[0, 1].square().sum()), 4 * float(reference[1:3, 1].square().sum()))
+    assert best[0, 1].item() == pytest.approx(expected, rel=1e-12) and best[0, 1] > 0
