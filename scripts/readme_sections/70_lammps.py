@@ -29,18 +29,27 @@ def render() -> list[str]:
         + " | ".join(f"LAMMPS ×{r} steps/s | LAMMPS ×{r} atom-steps/s" for r in ranks)
         + " | LAMMPS ×1 / engine time | "
         + " | ".join(f"×{r} speed-up (efficiency)" for r in ranks if r > 1)
-        + f" | model share of a ×{top} step | local / ghost atoms per rank at ×{top} |",
+        + f" | rank 0's model time per call at ×{top} (mean of all calls) | local / ghost atoms per rank at ×{top} |",
         "|---|---|" + "---|---|" * len(ranks) + "---|" + "---|" * sum(r > 1 for r in ranks) + "---|---|",
     ]
     for e in data["results"]:
         cells = [f"{e['atoms']:,}", f"{e['mlpot']['steps_per_second']:.3g}"]
         for r in ranks:
             run = e[f"lammps_{r}"]
-            cells += [f"{run['steps_per_second']:.3g}", f"{run['atom_steps_per_second']:.3g}"]
+            cells += [f"{run['steps_per_second']:.3g}", f"{run['atom_steps_per_second']:,.0f}"]
         cells.append(f"{e['lammps_1_over_mlpot']:.2f}" if "lammps_1_over_mlpot" in e else "")
         cells += [f"{e[f'speedup_{r}']:.2f} ({e[f'efficiency_{r}']:.0%})" for r in ranks if r > 1]
         run = e[f"lammps_{top}"]
-        cells.append(f"{run['rank0_seconds_per_call']['model'] / run['seconds_per_step']:.0%}")
+        # A mean over every call, warm-up included, so it may exceed the median step time beside it.
+        cells.append(f"{run['rank0_seconds_per_call']['model']:.3g} s")
         cells.append(f"{run['mean_atoms_per_rank']['local']:,.0f} / {run['mean_atoms_per_rank']['ghost']:,.0f}")
         lines.append("| " + " | ".join(cells) + " |")
+    largest = max(data["results"], key=lambda e: e["atoms"])
+    if "lammps_1" in largest and "lammps_1_over_mlpot" in largest:
+        one = largest["lammps_1"]["mean_atoms_per_rank"]
+        lines += ["", f"At {largest['atoms']:,} atoms one rank takes {largest['lammps_1_over_mlpot']:.2f}× the "
+                  f"engine's time per step. Besides its {one['local']:,.0f} local atoms it holds "
+                  f"{one['ghost']:,.0f} ghosts (a shell 2 r_c + skin deep) and evaluates the model on the local "
+                  "atoms and the ghosts within r_c of them, where the engine uses periodic images; "
+                  "[docs/lammps.md](docs/lammps.md#where-the-time-goes) says where the time goes."]
     return lines + [""]
