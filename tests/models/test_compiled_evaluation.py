@@ -123,3 +123,22 @@ def test_compile_potential_sets_every_member_and_rejects_other_potentials():
         compile_potential(LennardJones())
     with pytest.raises(ValueError, match="not an mlpot.models.Potential"):
         compile_potential(torch.nn.Linear(1, 1))
+
+
+def test_only_prepared_passes_compile_whole_not_the_generic_forward():
+    """A compiled model's prepared evaluator compiles as one graph only when it is the model's own
+    fixed pass; the generic fallback for large lists (the model's forward, which branches on tensor
+    values) runs uncompiled around the model's compiled passes."""
+    from ase.build import bulk
+
+    from mlpot.models.atomistic import EDGES_PER_BLOCK
+    from mlpot.models.potential import evaluate_at_positions
+
+    model = DescriptorModel(["Cu"], seed=0).compile()
+    small = atomic_data_from_atoms(bulk("Cu", "fcc", a=3.61, cubic=True), cutoff=model.cutoff)
+    large = atomic_data_from_atoms(bulk("Cu", "fcc", a=3.61, cubic=True).repeat(6), cutoff=model.cutoff)
+    assert small["edge_index"].shape[1] <= EDGES_PER_BLOCK < large["edge_index"].shape[1]
+    prepared, generic = model.fixed_topology(small), model.fixed_topology(large)
+    assert prepared.function is DescriptorModel.energy_and_forces and prepared.compiled
+    assert generic.function is evaluate_at_positions and not generic.compiled
+    assert not DescriptorModel(["Cu"], seed=0).fixed_topology(small).compiled  # not asked to compile
