@@ -152,3 +152,46 @@ def test_bench_accuracy_smoke(tmp_path):
     assert (tmp_path / "acc_learning_curve.png").exists() and (tmp_path / "acc_history.png").exists()
     history = result["runs"][-1]["history"]
     assert len(history["val_forces_mae_meV_per_A"]) == len(history["lr"]) == result["runs"][-1]["epochs_run"]
+
+
+def test_each_model_family_writes_its_own_json_and_has_its_own_targets():
+    args = bench_accuracy.build_parser().parse_args([])
+    assert bench_accuracy.default_output(args).name == "accuracy_rmd17_ethanol.json"  # the README's file
+    args = bench_accuracy.build_parser().parse_args(["--molecule", "aspirin", "--model", '{"type": "equivariant"}'])
+    assert bench_accuracy.model_family(args) == "equivariant"
+    assert bench_accuracy.default_output(args).name == "accuracy_rmd17_aspirin_equivariant.json"
+
+    def row(n, e, f):
+        return {"n_train": n, "energy_mae_meV": {"median": e}, "forces_mae_meV_per_A": {"median": f}}
+
+    summary = [row(50, 9.0, 29.9), row(100, 1.0, 1.0), row(950, 0.6, 2.9)]
+    met = bench_accuracy.targets_met("equivariant", "ethanol", summary)
+    assert set(met) == {"50", "950"}  # sizes without a target are not judged
+    assert met["50"]["met"] and not met["950"]["met"]  # 0.6 meV misses the 0.5 meV energy target
+    assert bench_accuracy.targets_met("descriptor", "ethanol", summary)["950"]["met"]
+
+
+def test_validation_only_never_reads_the_test_set_and_saved_models_load(tmp_path, monkeypatch):
+    """Choosing a recipe: training runs and reports validation errors; the test set is never read.
+    --save-models keeps each selected model, loadable, and refuses to replace one."""
+    from mlpot.models.serialization import load_model
+
+    def no_test_set(molecule, cutoff):
+        raise AssertionError("the test set was read in a validation-only run")
+
+    monkeypatch.setattr(bench_accuracy, "read_test_set", no_test_set)
+    argv = ["--seed", "3", "--no-curve", "--n-train", "16", "--epochs", "2", "--budget-minutes", "0.5",
+            "--report-minutes", "0", "--model", json.dumps(TINY), "--validation-only",
+            "--save-models", str(tmp_path / "models")]
+    with pytest.raises(SystemExit, match="needs --output"):
+        bench_accuracy.main(argv)
+    out = tmp_path / "val.json"
+    assert bench_accuracy.main([*argv, "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]
+    assert result["validation_only"] and run["n_test"] == 0 and "forces_mae_meV_per_A" not in run
+    assert run["val_forces_mae_meV_per_A"] > 0 and result["targets"] == {}
+    model = load_model(run["model_file"])
+    assert Path(run["model_file"]).name == "ethanol_n16_seed3.pt" and model.cutoff == 5.0
+    with pytest.raises(SystemExit, match="exists"):
+        bench_accuracy.main([*argv, "--output", str(tmp_path / "again.json")])
