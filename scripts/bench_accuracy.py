@@ -350,34 +350,47 @@ def print_comparison(molecule: str, summary: list[dict]) -> None:
             print(f"{name + ' (pub.)':<12}{row['n_train']:>5}{'':>7}  {pe:<22}{pf:<22}")
 
 
-def plot_curve(summary: list[dict], molecule: str, path: Path) -> None:
-    """Test MAE (median, min–max bars) against training-set size, log-log, with the published points."""
+def plot_curves(curves: dict[str, list[dict]], molecule: str, path: Path) -> None:
+    """Test MAE (median, min–max bars) against training-set size, log-log, one line per model family
+    (``curves``: label → :func:`summarise_runs` rows), with the published points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    n = [row["n_train"] for row in summary]
     for ax, key, label, index in ((axes[0], "energy_mae_meV", "energy MAE (meV)", 0),
                                   (axes[1], "forces_mae_meV_per_A", "force MAE (meV/Å)", 1)):
-        mid = [row[key]["median"] for row in summary]
-        spread = [[m - row[key]["min"] for m, row in zip(mid, summary)],
-                  [row[key]["max"] - m for m, row in zip(mid, summary)]]
-        ax.errorbar(n, mid, yerr=spread, fmt="o-", capsize=3, label="mlpot (median, min–max)")
+        for name, summary in curves.items():
+            n = [row["n_train"] for row in summary]
+            mid = [row[key]["median"] for row in summary]
+            spread = [[m - row[key]["min"] for m, row in zip(mid, summary)],
+                      [row[key]["max"] - m for m, row in zip(mid, summary)]]
+            ax.errorbar(n, mid, yerr=spread, fmt="o-", capsize=3, label=f"mlpot {name} (median, min–max)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         for size, models in PUBLISHED[molecule].items():
             for name, values in models.items():
-                ax.scatter([size], [values[index]], marker="x", s=20)
+                ax.scatter([size], [values[index]], marker="x", s=20, color="grey")
                 ax.annotate(name, (size, values[index]), fontsize=7, xytext=(3, 0), textcoords="offset points")
         ax.set_xlabel("training configurations")
         ax.set_ylabel(label)
-    axes[0].legend()
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"rMD17 {molecule}: test error vs training-set size")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def family_curves(folder: Path, molecule: str) -> dict[str, list[dict]]:
+    """Every model family's reported summary for ``molecule`` among the JSON files in ``folder``
+    (validation-only files aside): family → summary rows."""
+    curves = {}
+    for path in sorted(folder.glob(f"accuracy_rmd17_{molecule}*.json")):
+        data = json.loads(path.read_text())
+        if "summary" in data and not data.get("validation_only"):
+            curves[data.get("model_family", "descriptor")] = data["summary"]
+    return curves
 
 
 def plot_history(runs: list[dict], molecule: str, path: Path) -> None:
@@ -449,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a model family other than the descriptor model)")
     p.add_argument("--save-models", default=None, metavar="DIR",
                    help="save each run's selected model as DIR/<molecule>_n<N>_seed<S>.pt (refuses to replace one)")
+    p.add_argument("--replot", action="store_true",
+                   help="train nothing: redraw the figures from the JSON of --molecule and --model (or --output)")
     p.add_argument("--validation-only", action="store_true",
                    help="for choosing a recipe: train and report the validation errors, never read the test set "
                         "(needs --output, so that the reported JSON is never replaced)")
@@ -457,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.replot:
+        out = Path(args.output) if args.output else default_output(args)
+        plot_all(json.loads(out.read_text()), args.molecule, out)
+        print(f"figures redrawn beside {out}")
+        return 0
     seeds = sorted(set(args.seeds if args.seeds is not None else [args.seed]))
     sizes = sorted({args.n_train} | (set() if args.no_curve else {int(s) for s in args.curve.split(",") if s}))
     if (args.jobs is not None and args.jobs < 1) or args.threads < 1:
@@ -509,12 +529,24 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output) if args.output else default_output(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    if len(summary) > 1 and not args.validation_only:  # one point (--no-curve) is no curve
-        plot_curve(summary, args.molecule, out.with_name(out.stem + "_learning_curve.png"))
-    plot_history([r for r in runs if r["n_train"] == args.n_train], args.molecule,
-                 out.with_name(out.stem + "_history.png"))
+    plot_all(result, args.molecule, out)
     print(f"\nwritten {out}")
     return 0
+
+
+def plot_all(result: dict, molecule: str, out: Path) -> None:
+    """The figures beside ``out`` (the JSON ``result`` was written to): the learning curve, the
+    training histories of the main runs and, when the folder holds another family's report for
+    ``molecule``, both families' learning curves in one plot."""
+    summary, family = result["summary"], result.get("model_family", "descriptor")
+    if len(summary) > 1 and not result.get("validation_only"):  # one point (--no-curve) is no curve
+        plot_curves({family: summary}, molecule, out.with_name(out.stem + "_learning_curve.png"))
+        curves = family_curves(out.parent, molecule)
+        if len(curves) > 1:  # both families in one plot, as the README shows them
+            plot_curves(curves, molecule, out.parent / f"accuracy_rmd17_{molecule}_families.png")
+    n_train = result["settings"]["n_train"]
+    plot_history([r for r in result["runs"] if r["n_train"] == n_train], molecule,
+                 out.with_name(out.stem + "_history.png"))
 
 
 if __name__ == "__main__":

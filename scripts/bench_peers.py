@@ -24,9 +24,8 @@ For each system, float64 and float32, NVE velocity Verlet at 0.5 fs, it times:
 All models are untrained: a step costs the same whatever the weights. mlpot's hyper-parameters
 are those of scripts/configs/rmd17_ethanol.yaml and rmd17_equivariant.yaml (``--hyperparameters
 rmd17``, the default: the models of the accuracy table) or the package defaults
-(``--hyperparameters defaults``). By default the descriptor model is compiled
-(``DescriptorModel.compile``, for both drivers; ``--no-compile`` turns it off); the equivariant
-model has no compiled evaluation path, and MACE runs as its calculator does by default
+(``--hyperparameters defaults``). By default both mlpot models are compiled (their ``compile()``,
+for both drivers; ``--no-compile`` turns it off), and MACE runs as its calculator does by default
 (``compile_mode=None``).
 
 Both processes use the same torch intra-op threads (``--threads``, default 1), the same dtype,
@@ -233,7 +232,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--systems", nargs="+", choices=tuple(ELEMENTS), default=list(ELEMENTS),
                         help="systems to time (default both)")
     parser.add_argument("--dtypes", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
-    parser.add_argument("--no-compile", action="store_true", help="time the descriptor model uncompiled")
+    parser.add_argument("--no-compile", action="store_true", help="time the mlpot models uncompiled")
     parser.add_argument("--copper-repeat", type=int, nargs=3, default=(6, 6, 6),
                         help="conventional fcc cells per axis (default 6 6 6: 864 atoms)")
     parser.add_argument("--steps", type=int, default=None,

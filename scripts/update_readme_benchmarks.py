@@ -152,44 +152,63 @@ def _spread(metric: dict) -> str:
     return f"{metric['median']:.2f} ({metric['min']:.2f}–{metric['max']:.2f})"
 
 
+#: The model families the accuracy benchmark reports: (file suffix, label in the tables).
+FAMILIES = (("", "descriptor"), ("_equivariant", "equivariant"))
+
+
+def _accuracy_caption(data: dict, family: str) -> str:
+    n_seeds = len(data["seeds"])
+    caption = (f"**{family}**: `{data['command']}`: median (min–max) over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+               + ("" if n_seeds >= 3 else ", fewer than the protocol's three")
+               + " of one fixed recipe (each seed draws the train/validation split and the initialisation). "
+               "Each run keeps its best validation epoch and reads the test set once, at the end "
+               f"([protocol](docs/benchmarks.md)). {data['threads']} torch thread(s) per run, "
+               f"{data['jobs']} run(s) side by side; training time is wall time.")
+    targets = data.get("targets") or {}
+    if targets:
+        caption += " Targets: " + "; ".join(
+            f"{n} configurations ≤ " + ", ".join(
+                ([f"{t['energy_mae_meV']} meV"] if t["energy_mae_meV"] is not None else [])
+                + [f"{t['forces_mae_meV_per_A']} meV/Å"]) + f" ({'met' if t['met'] else 'missed'})"
+            for n, t in sorted(targets.items(), key=lambda item: int(item[0]))) + "."
+    return caption
+
+
 def accuracy() -> list[str]:
     lines = []
     for molecule in ("ethanol", "aspirin"):
-        data = _load(f"accuracy_rmd17_{molecule}.json")
-        if not data:
+        reports = [(family, data) for suffix, family in FAMILIES
+                   if (data := _load(f"accuracy_rmd17_{molecule}{suffix}.json")) and not data.get("validation_only")]
+        if not reports:
             continue
         lines += [f"### Accuracy: rMD17 {molecule}, test_01 (1,000 configurations)", ""]
-        if "summary" in data:
-            n_seeds = len(data["seeds"])
-            lines += [f"`{data['command']}`: median (min–max) over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
-                      + ("" if n_seeds >= 3 else ", fewer than the protocol's three")
-                      + " of one fixed recipe (each seed draws the train/validation split and the initialisation). "
-                      "Each run keeps its best validation epoch and reads the test set once, at the end "
-                      f"([protocol](docs/benchmarks.md)). {data['threads']} torch thread(s) per run, "
-                      f"{data['jobs']} run(s) side by side; training time is wall time.", "",
-                      "| model | training configurations | training time | energy MAE (meV) | force MAE (meV/Å) |",
-                      "|---|---|---|---|---|"]
-            for row in data["summary"]:
-                lines.append(f"| **mlpot** | {row['n_train']} | {row['wall_s']['median'] / 60:.0f} min | "
-                             f"{_spread(row['energy_mae_meV'])} | {_spread(row['forces_mae_meV_per_A'])} |")
-        else:  # written before the protocol of docs/benchmarks.md
-            lines += [f"`{data['command']}` ({data['threads']} torch thread(s) per process"
-                      + (", the learning curve in a second process beside the main run"
-                         if len(data["learning_curve"]) > 1 else "")
-                      + "; training time is wall time). **Single run; recipe chosen before the protocol, partly by "
-                      "test-set MAE over many runs, and this run is the best of several similar ones "
-                      "([all runs](benchmarks/accuracy_experiments.md)); not yet a median of three seeds.**", "",
-                      "| model | training configurations | training time | energy MAE (meV) | force MAE (meV/Å) |",
-                      "|---|---|---|---|---|"]
-            for row in data["learning_curve"]:
-                lines.append(f"| **mlpot** | {row['n_train']} | {row['wall_s'] / 60:.0f} min | "
-                             f"{row['energy_mae_meV']:.2f} | "
-                             f"{row['forces_mae_meV_per_A']:.2f} |")
+        rows = []
+        for family, data in reports:
+            label = f"**mlpot {family}**"
+            if "summary" in data:
+                lines += [_accuracy_caption(data, family), ""]
+                rows += [f"| {label} | {row['n_train']} | {row['wall_s']['median'] / 60:.0f} min | "
+                         f"{_spread(row['energy_mae_meV'])} | {_spread(row['forces_mae_meV_per_A'])} |"
+                         for row in data["summary"]]
+            else:  # written before the protocol of docs/benchmarks.md
+                lines += [f"**{family}**: `{data['command']}` ({data['threads']} torch thread(s) per process; training "
+                          "time is wall time). **Single run; recipe chosen before the protocol, partly by test-set MAE "
+                          "over many runs ([all runs](benchmarks/accuracy_experiments.md)); not a median of three "
+                          "seeds.**", ""]
+                rows += [f"| {label} | {row['n_train']} | {row['wall_s'] / 60:.0f} min | {row['energy_mae_meV']:.2f} | "
+                         f"{row['forces_mae_meV_per_A']:.2f} |" for row in data["learning_curve"]]
+        lines += ["| model | training configurations | training time | energy MAE (meV) | force MAE (meV/Å) |",
+                  "|---|---|---|---|---|", *rows]
+        data = reports[0][1]
         for n_train, models in sorted(data["published"].items(), key=lambda item: -int(item[0])):
             for name, published in models.items():
                 lines.append(f"| {name} (published) | {n_train} | | {published['energy_mae_meV']} | "
                              f"{published['forces_mae_meV_per_A']} |")
         lines += ["", f"Published figures: {data['published_source']}.", ""]
+        figure = RESULTS / f"accuracy_rmd17_{molecule}_families.png"
+        if len(reports) > 1 and figure.exists():
+            lines += [f"![rMD17 {molecule}: learning curves of both model families]"
+                      f"(benchmarks/results/{figure.name})", ""]
     return lines
 
 

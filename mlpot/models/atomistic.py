@@ -24,7 +24,7 @@ block of atoms by block (``EDGES_PER_BLOCK``), which is several times faster, an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -35,7 +35,7 @@ from mlpot.descriptors.descriptor import warn_training_argument
 from mlpot.descriptors.invariants import neighbour_tables
 
 # CHIRALITY_MODES stays importable from here, where it was defined before elements.py existed.
-from mlpot.models.compile import compile_function
+from mlpot.models.compile import CompiledEvaluation
 from mlpot.models.element_networks import ElementMLPs
 
 # fit_reference_energies stays importable from here, where it was defined before elements.py had it.
@@ -53,7 +53,7 @@ from mlpot.models.standardisation import StandardisedDescriptors
 
 
 @register("descriptor")
-class DescriptorModel(ElementEnergies, StandardisedDescriptors, Potential):
+class DescriptorModel(CompiledEvaluation, ElementEnergies, StandardisedDescriptors, Potential):
     """Behler–Parrinello-style potential on scalar and pseudoscalar descriptors.
 
     Args:
@@ -74,9 +74,6 @@ class DescriptorModel(ElementEnergies, StandardisedDescriptors, Potential):
             short-range prior (:mod:`mlpot.models.repulsion`), so that close contacts cost
             energy whatever the network does there.
     """
-
-    #: Whether evaluation goes through the compiled first-order pass (:meth:`compile`).
-    compiled: bool = False
 
     def __init__(
         self,
@@ -298,29 +295,6 @@ class DescriptorModel(ElementEnergies, StandardisedDescriptors, Potential):
         else:
             energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
         return energy, forces_from_edge_gradients(gradient, edge_index, positions)
-
-    def compile(self, enabled: bool = True) -> "DescriptorModel":
-        """Evaluate (``training=False``, the calculator, MD) through compiled passes.
-
-        ``torch.compile`` fuses the few hundred small tensor operations of
-        :meth:`first_order_pass` (and, in MD, of :meth:`energy_and_forces` with the integrator's
-        step around it: :class:`~mlpot.models.potential.FixedTopology`) into a few dozen
-        kernels, which is what makes a small molecule fast: there, dispatching operations, not
-        arithmetic, is the cost. The first evaluation compiles (10–30 s; it needs a C++
-        compiler on CPU, and later processes reuse torch's on-disk cache) for its shapes, which
-        is fastest for MD of a molecule whose neighbour list keeps its size; the first change of
-        shapes (atoms, edges) compiles once more, for any shapes from then on. Training is
-        unaffected. Should compiling fail, evaluation warns once and goes on uncompiled.
-
-        Returns:
-            the model itself.
-        """
-        self.compiled = bool(enabled)
-        return self
-
-    def _pass(self, function: Callable) -> Callable:
-        """``function`` (a method of this class), compiled when :meth:`compile` asked for it."""
-        return compile_function(function) if self.compiled else function
 
 
 def _order_by_centre(edge_index: Tensor) -> Tensor | None:

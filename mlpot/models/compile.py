@@ -2,8 +2,9 @@
 
 For a small molecule an evaluation costs what dispatching a few hundred small tensor operations
 costs, not arithmetic; ``torch.compile`` fuses them into a few dozen kernels. A model that offers
-compiled evaluation has a boolean class attribute ``compiled`` and a ``compile(enabled=True)``
-method that sets it (``DescriptorModel``); its evaluation methods, and the MD engine's step
+compiled evaluation mixes in :class:`CompiledEvaluation`: a boolean class attribute ``compiled``, a
+``compile(enabled=True)`` method that sets it, and ``_pass(function)``, through which its
+evaluation methods run (``DescriptorModel``, ``EquivariantModel``); they, and the MD engine's step
 around them, go through :func:`compile_function` when the flag is set.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["compile_function", "compile_potential", "supports_compile"]
+__all__ = ["CompiledEvaluation", "compile_function", "compile_potential", "supports_compile"]
 
 _COMPILED: dict[Callable, Callable] = {}
 
@@ -56,6 +57,32 @@ def compile_function(function: Callable) -> Callable:
     return _COMPILED[function]
 
 
+class CompiledEvaluation:
+    """Mixin of a model whose evaluation passes may run compiled (see the module docstring)."""
+
+    #: Whether evaluation goes through the compiled passes (:meth:`compile`).
+    compiled: bool = False
+
+    def compile(self, enabled: bool = True):
+        """Evaluate (``training=False``, the calculator, MD) through compiled passes; returns the model.
+
+        ``torch.compile`` fuses the hundreds of small tensor operations of an evaluation into a few
+        dozen kernels, which is what makes a small molecule fast: there, dispatching operations,
+        not arithmetic, is the cost. The first evaluation compiles (10–30 s; it needs a C++
+        compiler on CPU, and later processes reuse torch's on-disk cache) for its shapes, which is
+        fastest for MD of a molecule whose neighbour list keeps its size; the first change of
+        shapes (atoms, edges) compiles once more, for any shapes from then on. Training is
+        unaffected. Should compiling fail, evaluation warns once and goes on uncompiled.
+        """
+        self.compiled = bool(enabled)
+        return self
+
+    def _pass(self, function: Callable) -> Callable:
+        """``function`` (a method of the model's class, called with the model first), compiled
+        when :meth:`compile` asked for it."""
+        return compile_function(function) if self.compiled else function
+
+
 def supports_compile(model: nn.Module) -> bool:
     """Whether ``model`` offers compiled evaluation (a boolean class attribute ``compiled``).
 
@@ -77,7 +104,8 @@ def compile_potential(potential: nn.Module) -> nn.Module:
     members = potential.constituents()
     for member in members:
         if not supports_compile(member):
-            raise ValueError(f"{type(member).__name__} has no compiled evaluation (DescriptorModel has)")
+            raise ValueError(f"{type(member).__name__} has no compiled evaluation (DescriptorModel and "
+                             "EquivariantModel have: mlpot.models.compile.CompiledEvaluation)")
     for member in members:
         member.compile()
     return potential

@@ -35,8 +35,11 @@ Chirality (how the energy may depend on pseudoscalars, which flip sign in a mirr
 Default hyper-parameters, for small molecules on CPU: cutoff 5 Å (all of a small molecule),
 l_max 2 (l = 3 costs about twice as much for a few per cent in the published ablations), 16
 channels, a 64-wide latent and 2 layers (three-body after one layer, four-body after two).
-Forces and stress come from :class:`~mlpot.models.potential.Potential` by autograd; there is no
-hand-written evaluation path yet.
+Evaluation (MD, the calculator) differentiates :meth:`EquivariantModel.energies` by autograd
+without keeping a graph (:meth:`edge_gradients`). :meth:`fixed_topology` prepares a neighbour
+list once and keeps the edges in its skin: their envelope and its slope vanish beyond the cutoff,
+so they add exact zeros, and the shapes stay fixed from step to step. After :meth:`compile`, that
+pass runs through ``torch.compile`` (forward and backward; :mod:`mlpot.models.compile`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ from torch import Tensor
 
 from mlpot.data import keys as K
 from mlpot.descriptors.radial import BesselBasis, smooth_cutoff
+from mlpot.models.compile import CompiledEvaluation
 from mlpot.models.elements import ElementEnergies, check_model_options, seeded_initialisation
-from mlpot.models.potential import Potential, edge_vectors
+from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.nn import ChannelwiseTensorProduct, ScalarMLP, edge_irreps, scale_channels, sh_irreps
@@ -59,7 +63,7 @@ __all__ = ["EquivariantModel"]
 
 
 @register("equivariant")
-class EquivariantModel(ElementEnergies, Potential):
+class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
     """Strictly local equivariant potential (module docstring).
 
     Args:
@@ -172,12 +176,23 @@ class EquivariantModel(ElementEnergies, Potential):
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:
-        """E_i [n_atoms], eV, from the edges [2, E] and their vectors r_ij [E, 3], Å (module docstring).
+        """E_i [n_atoms], eV, from the edges [2, E] and their vectors r_ij [E, 3], Å: :meth:`energies`."""
+        return self.energies(vectors, edge_index, self.species(data[K.NUMBERS]), data[K.NUMBERS])
+
+    def energies(self, vectors: Tensor, edge_index: Tensor, species: Tensor, numbers: Tensor) -> Tensor:
+        """E_i [n_atoms], eV (module docstring): one fixed sequence of tensor operations, so that
+        :meth:`compile` can compile it.
 
         Every sum over edges runs over the edges of one centre atom (``index_add`` on row 0 of
         ``edge_index``): nothing ever travels from atom i's neighbours' neighbourhoods into E_i.
+        Edges longer than the cutoff add exact zeros (the envelope u(r) and u'(r) vanish there).
+
+        Args:
+            vectors: [E, 3] r_ij, Å.
+            edge_index: [2, E] int64 (centre i, neighbour j).
+            species: [n_atoms] int64 species index of each atom.
+            numbers: [n_atoms] int64 atomic numbers (for the repulsion prior).
         """
-        species = self.species(data[K.NUMBERS])
         n_atoms, n_species = species.shape[0], len(self.atomic_numbers)
         centre, neighbour = edge_index[0], edge_index[1]
         l_max = self.hyperparameters["l_max"]
@@ -199,5 +214,59 @@ class EquivariantModel(ElementEnergies, Potential):
         atomic = vectors.new_zeros(n_atoms).index_add(0, centre, edge_energy)
         energies = torch.addcmul(self.reference_energy.index_select(0, species), self.energy_scale, n * atomic)
         if self.repulsion is not None:
-            energies = energies + self.repulsion(vectors, edge_index, data[K.NUMBERS], with_gradient=False)[0]
+            energies = energies + self.repulsion(vectors, edge_index, numbers, with_gradient=False)[0]
         return energies
+
+    def edge_gradients(
+        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, with_gradient: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """:meth:`Potential.edge_gradients`: E_i [n_atoms] (eV) and ∂E/∂r_ij [E, 3] (eV/Å) by autograd
+        through :meth:`energies`, compiled after :meth:`compile` (no graph is kept)."""
+        return self._energies_and_gradient(vectors, edge_index, self.species(data[K.NUMBERS]), data[K.NUMBERS],
+                                           with_gradient)
+
+    def _energies_and_gradient(
+        self, vectors: Tensor, edge_index: Tensor, species: Tensor, numbers: Tensor, with_gradient: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        # Compiling the forward alone lets torch compile its backward too (autograd.grad inside a
+        # compiled function would break the graph there).
+        energies_of = self._pass(EquivariantModel.energies)
+        with torch.enable_grad():
+            vectors = vectors.detach().requires_grad_(with_gradient)
+            energies = energies_of(self, vectors, edge_index, species, numbers)
+            if not with_gradient:
+                return energies.detach(), None
+            (gradient,) = torch.autograd.grad(energies.sum(), vectors)
+        return energies.detach(), gradient
+
+    def fixed_topology(self, data: dict[str, Tensor]) -> FixedTopology:
+        """:meth:`Potential.fixed_topology`, preparing once what depends on the edges only: the
+        species, the cell shifts S·cell and the systems. The edges in the skin are kept (exact
+        zeros, fixed shapes), so each evaluation is one pass (:meth:`energy_and_forces`)."""
+        edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
+        positions, batch, n_systems, cell = self._inputs(data)
+        shift_vectors = edge_vectors(torch.zeros_like(positions), edge_index, edge_shift, cell, batch)  # S·cell
+        numbers = data[K.NUMBERS]
+        # compilable=False: the pass takes a gradient, so it is compiled inside (forward and
+        # backward), not fused with the integrator's step around it.
+        return FixedTopology(
+            EquivariantModel.energy_and_forces, self,
+            (edge_index, shift_vectors, self.species(numbers), numbers, batch, n_systems), compilable=False,
+        )
+
+    def energy_and_forces(
+        self,
+        positions: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        species: Tensor,
+        numbers: Tensor,
+        batch: Tensor,
+        n_systems: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, over prepared edges
+        (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3])."""
+        vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
+        energies, gradient = self._energies_and_gradient(vectors, edge_index, species, numbers, True)
+        energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
+        return energy, forces_from_edge_gradients(gradient, edge_index, positions)
