@@ -46,7 +46,13 @@ from mlpot.models.elements import (  # noqa: F401
     fit_reference_energies,  # noqa: F401
     seeded_initialisation,
 )
-from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
+from mlpot.models.potential import (
+    FixedTopology,
+    Potential,
+    edge_vectors,
+    forces_from_edge_gradients,
+    prepared_edge_vectors,
+)
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.models.standardisation import StandardisedDescriptors
@@ -285,7 +291,7 @@ class DescriptorModel(CompiledEvaluation, ElementEnergies, StandardisedDescripto
         (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3]), then
         :meth:`first_order_pass` and :func:`~mlpot.models.potential.forces_from_edge_gradients`;
         ``numbers`` [n_atoms] are the atomic numbers (for the repulsion prior)."""
-        vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
+        vectors = prepared_edge_vectors(positions, edge_index, shift_vectors)
         energies, gradient = self.first_order_pass(vectors, species, tables, layout, True)
         if self.repulsion is not None:
             prior_energies, prior_gradient = self.repulsion(vectors, edge_index, numbers)

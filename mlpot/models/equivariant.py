@@ -54,7 +54,13 @@ from mlpot.data import keys as K
 from mlpot.descriptors.radial import BesselBasis, smooth_cutoff
 from mlpot.models.compile import CompiledEvaluation
 from mlpot.models.elements import ElementEnergies, check_model_options, seeded_initialisation
-from mlpot.models.potential import FixedTopology, Potential, edge_vectors, forces_from_edge_gradients
+from mlpot.models.potential import (
+    FixedTopology,
+    Potential,
+    edge_vectors,
+    forces_from_edge_gradients,
+    prepared_edge_vectors,
+)
 from mlpot.models.registry import register
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.nn import ChannelwiseTensorProduct, ScalarMLP, edge_irreps, scale_channels, sh_irreps
@@ -266,7 +272,7 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
     ) -> tuple[Tensor, Tensor]:
         """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, over prepared edges
         (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3])."""
-        vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
+        vectors = prepared_edge_vectors(positions, edge_index, shift_vectors)
         energies, gradient = self._energies_and_gradient(vectors, edge_index, species, numbers, True)
         energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
         return energy, forces_from_edge_gradients(gradient, edge_index, positions)

@@ -66,6 +66,12 @@ def require_finite(positions: Tensor, cell: Tensor | None = None) -> None:
         raise ValueError("the cell holds NaN or infinite entries")
 
 
+def prepared_edge_vectors(positions: Tensor, edge_index: Tensor, shift_vectors: Tensor) -> Tensor:
+    """r_ij = R_j − R_i + S·cell [E, 3], Å, for a prepared list (``shift_vectors`` [E, 3] is S·cell,
+    fixed until the list is rebuilt): the first step of every prepared evaluator."""
+    return positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0]) + shift_vectors
+
+
 def forces_from_edge_gradients(gradient: Tensor, edge_index: Tensor, positions: Tensor) -> Tensor:
     """Forces [n_atoms, 3], eV/Å, from g_ij = ∂E/∂r_ij [E, 3]: with r_ij = R_j − R_i + S·cell,
     −∂E/∂R_k = Σ_{i=k} g_ij − Σ_{j=k} g_ij. ``positions`` [n_atoms, 3] gives shape and dtype."""

@@ -33,6 +33,21 @@ def _systems():
     return {"ethanol": molecule("CH3CH2OH"), "water box": _water_box(30, seed=1)}
 
 
+def _assert_compiled_agrees(model, compiled):
+    """Energies, atomic energies, forces, stress (periodic) and the MD evaluator of ``compiled`` agree
+    with ``model``'s to round-off on every system of :func:`_systems`; a fallback to uncompiled fails."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for name, atoms in _systems().items():
+            data = atomic_data_from_atoms(atoms, cutoff=model.cutoff + 0.5)
+            stress = bool(atoms.pbc.all())
+            expected, result = model(data, compute_stress=stress), compiled(data, compute_stress=stress)
+            for key in ("energy", "atomic_energy", "forces") + (("stress",) if stress else ()):
+                assert _close(result[key], expected[key]), (name, key)
+            energy, forces = compiled.fixed_topology(data)(data["positions"])
+            assert _close(energy, expected["energy"]) and _close(forces, expected["forces"]), name
+
+
 #: A small equivariant model (every coupling, both parities, the ZBL prior) that compiles in seconds.
 SMALL_EQUIVARIANT = {"channels": 4, "latent": 16, "hidden": (16,), "n_radial": 6, "repulsion": "zbl"}
 
@@ -86,16 +101,7 @@ def test_compiled_evaluation_equals_uncompiled(threads, hyperparameters):
     torch.set_num_threads(threads)
     torch._dynamo.reset()  # compile afresh for this thread count
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # a fallback to uncompiled would be a failure here
-            for name, atoms in _systems().items():
-                data = atomic_data_from_atoms(atoms, cutoff=model.cutoff + 0.5)
-                stress = bool(atoms.pbc.all())
-                expected, result = model(data, compute_stress=stress), compiled(data, compute_stress=stress)
-                for key in ("energy", "atomic_energy", "forces") + (("stress",) if stress else ()):
-                    assert _close(result[key], expected[key]), (name, key)
-                energy, forces = compiled.fixed_topology(data)(data["positions"])
-                assert _close(energy, expected["energy"]) and _close(forces, expected["forces"]), name
+        _assert_compiled_agrees(model, compiled)
     finally:
         torch.set_num_threads(previous)
 
@@ -109,16 +115,7 @@ def test_compiled_equivariant_evaluation_equals_uncompiled():
     model = _model("equivariant", seed=2)
     compiled = _model("equivariant", seed=2).compile()
     torch._dynamo.reset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a fallback to uncompiled would be a failure here
-        for name, atoms in _systems().items():
-            data = atomic_data_from_atoms(atoms, cutoff=model.cutoff + 0.5)
-            stress = bool(atoms.pbc.all())
-            expected, result = model(data, compute_stress=stress), compiled(data, compute_stress=stress)
-            for key in ("energy", "atomic_energy", "forces") + (("stress",) if stress else ()):
-                assert _close(result[key], expected[key]), (name, key)
-            energy, forces = compiled.fixed_topology(data)(data["positions"])
-            assert _close(energy, expected["energy"]) and _close(forces, expected["forces"]), name
+    _assert_compiled_agrees(model, compiled)
 
 
 def test_compiler_failure_falls_back_with_a_warning(monkeypatch):
