@@ -36,7 +36,7 @@ Default hyper-parameters, for small molecules on CPU: cutoff 5 Å (all of a smal
 l_max 2 (l = 3 costs about twice as much for a few per cent in the published ablations), 16
 channels, a 64-wide latent and 2 layers (three-body after one layer, four-body after two).
 Evaluation (MD, the calculator) differentiates :meth:`EquivariantModel.energies` by autograd
-without keeping a graph (:meth:`edge_gradients`). :meth:`fixed_topology` prepares a neighbour
+without keeping a graph (:meth:`Potential.edge_gradients`). :meth:`fixed_topology` prepares a neighbour
 list once and keeps the edges in its skin: their envelope and its slope vanish beyond the cutoff,
 so they add exact zeros, and the shapes stay fixed from step to step. After :meth:`compile`, that
 pass runs through ``torch.compile`` (forward and backward; :mod:`mlpot.models.compile`).
@@ -182,8 +182,13 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
     def atomic_energies(
         self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, training: bool = True
     ) -> Tensor:
-        """E_i [n_atoms], eV, from the edges [2, E] and their vectors r_ij [E, 3], Å: :meth:`energies`."""
-        return self.energies(vectors, edge_index, self.species(data[K.NUMBERS]), data[K.NUMBERS])
+        """E_i [n_atoms], eV, from the edges [2, E] and their vectors r_ij [E, 3], Å: :meth:`energies`.
+
+        Evaluation (``training=False``: :meth:`Potential.edge_gradients`, hence MD and the
+        calculator) runs it compiled after :meth:`compile`; torch then compiles its backward too,
+        which gives the forces (a gradient taken inside a compiled function would break its graph)."""
+        energies = self._pass(EquivariantModel.energies) if not training else EquivariantModel.energies
+        return energies(self, vectors, edge_index, self.species(data[K.NUMBERS]), data[K.NUMBERS])
 
     def energies(self, vectors: Tensor, edge_index: Tensor, species: Tensor, numbers: Tensor) -> Tensor:
         """E_i [n_atoms], eV (module docstring): one fixed sequence of tensor operations, so that
@@ -223,31 +228,9 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
             energies = energies + self.repulsion(vectors, edge_index, numbers, with_gradient=False)[0]
         return energies
 
-    def edge_gradients(
-        self, data: dict[str, Tensor], edge_index: Tensor, vectors: Tensor, with_gradient: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """:meth:`Potential.edge_gradients`: E_i [n_atoms] (eV) and ∂E/∂r_ij [E, 3] (eV/Å) by autograd
-        through :meth:`energies`, compiled after :meth:`compile` (no graph is kept)."""
-        return self._energies_and_gradient(vectors, edge_index, self.species(data[K.NUMBERS]), data[K.NUMBERS],
-                                           with_gradient)
-
-    def _energies_and_gradient(
-        self, vectors: Tensor, edge_index: Tensor, species: Tensor, numbers: Tensor, with_gradient: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        # Compiling the forward alone lets torch compile its backward too (autograd.grad inside a
-        # compiled function would break the graph there).
-        energies_of = self._pass(EquivariantModel.energies)
-        with torch.enable_grad():
-            vectors = vectors.detach().requires_grad_(with_gradient)
-            energies = energies_of(self, vectors, edge_index, species, numbers)
-            if not with_gradient:
-                return energies.detach(), None
-            (gradient,) = torch.autograd.grad(energies.sum(), vectors)
-        return energies.detach(), gradient
-
     def fixed_topology(self, data: dict[str, Tensor]) -> FixedTopology:
         """:meth:`Potential.fixed_topology`, preparing once what depends on the edges only: the
-        species, the cell shifts S·cell and the systems. The edges in the skin are kept (exact
+        cell shifts S·cell and the systems. The edges in the skin are kept (exact
         zeros, fixed shapes), so each evaluation is one pass (:meth:`energy_and_forces`)."""
         edge_index, edge_shift = data[K.EDGE_INDEX], data[K.EDGE_SHIFT]
         positions, batch, n_systems, cell = self._inputs(data)
@@ -257,7 +240,7 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
         # backward), not fused with the integrator's step around it.
         return FixedTopology(
             EquivariantModel.energy_and_forces, self,
-            (edge_index, shift_vectors, self.species(numbers), numbers, batch, n_systems), compilable=False,
+            (edge_index, shift_vectors, numbers, batch, n_systems), compilable=False,
         )
 
     def energy_and_forces(
@@ -265,7 +248,6 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
         positions: Tensor,
         edge_index: Tensor,
         shift_vectors: Tensor,
-        species: Tensor,
         numbers: Tensor,
         batch: Tensor,
         n_systems: int,
@@ -273,6 +255,6 @@ class EquivariantModel(CompiledEvaluation, ElementEnergies, Potential):
         """Energy [n_systems], eV, and forces [n_atoms, 3], eV/Å, over prepared edges
         (:meth:`fixed_topology`): r_ij = R_j − R_i + S·cell (``shift_vectors`` [E, 3])."""
         vectors = prepared_edge_vectors(positions, edge_index, shift_vectors)
-        energies, gradient = self._energies_and_gradient(vectors, edge_index, species, numbers, True)
+        energies, gradient = self.edge_gradients({K.NUMBERS: numbers}, edge_index, vectors, True)
         energy = positions.new_zeros(n_systems).index_add(0, batch, energies)
         return energy, forces_from_edge_gradients(gradient, edge_index, positions)
