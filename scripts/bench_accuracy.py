@@ -36,6 +36,11 @@ epochs instead (the budget stays a hard stop).
         --lr 1e-2 --ema-decay 0.99 --energy-weight 1 --model '{"l_max": 5, "bispectrum_channels": 16,
         "bispectrum_l_max": 3, "species_channels": true, "n_radial": 6}'   # aspirin, as reported
     python scripts/bench_accuracy.py --budget-minutes 2 --no-curve           # a smoke run, one seed
+
+The report is written after every finished run (``"complete": false`` until the last), so an
+interrupted benchmark keeps its finished runs; ``--resume`` adds the runs a report lacks (the
+interrupted ones, more seeds, more learning-curve sizes) under the same recipe. An existing
+report is never replaced unless ``--overwrite`` is given (checked before training).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mlpot.data.datasets import read_structures  # noqa: E402
+from mlpot.files import atomic_write_text  # noqa: E402
 from mlpot.models.serialization import save_model  # noqa: E402
 from mlpot.training.config import config_from_dict  # noqa: E402
 from mlpot.training.trainer import (  # noqa: E402
@@ -264,6 +270,7 @@ def run_point(args: argparse.Namespace, n_train: int, seed: int, minutes: float,
     best = result.history[result.best_epoch - 1]  # the epoch whose (EMA) weights the model holds
     return {
         "n_train": len(train), "n_val": len(val), "n_test": len(test), "seed": seed,
+        "budget_minutes": round(minutes, 2),
         **({"model_file": str(model_path)} if model_path else {}),
         **{k: round(v, 4) for k, v in metrics.items()},
         "epochs_planned": epochs, "epochs_run": len(result.history), "seconds_per_epoch": round(per_epoch, 3),
@@ -320,15 +327,19 @@ def budget_minutes(args: argparse.Namespace, n_train: int) -> float:
     return args.curve_budget_minutes or max(1.0, args.budget_minutes * n_train / 950)
 
 
-def run_all(args: argparse.Namespace, sizes: list[int], seeds: list[int], jobs: int) -> list[dict]:
-    """Every (training-set size, seed) run, longest first, in ``jobs`` processes (1: here, in order)."""
-    plan = sorted(((n, s) for n in sizes for s in seeds), key=lambda p: (-budget_minutes(args, p[0]), p[1]))
+def run_all(args: argparse.Namespace, plan: list[tuple[int, int]], jobs: int):
+    """Every (training-set size, seed) run of ``plan``, longest first, in ``jobs`` processes (1: here,
+    in order); yields each run's record as it finishes."""
+    plan = sorted(plan, key=lambda p: (-budget_minutes(args, p[0]), p[1]))
     if jobs <= 1:
-        return [run_point(args, n, s, budget_minutes(args, n)) for n, s in plan]
+        for n, s in plan:
+            yield run_point(args, n, s, budget_minutes(args, n))
+        return
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_worker_init, initargs=(os.getpid(), args.threads)) as pool:
         futures = [pool.submit(run_point, args, n, s, budget_minutes(args, n)) for n, s in plan]
-        return [f.result() for f in futures]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
 
 
 def print_comparison(molecule: str, summary: list[dict]) -> None:
@@ -460,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None,
                    help="JSON path (default benchmarks/results/accuracy_rmd17_<molecule>.json, with _<family> "
                         "for a model family other than the descriptor model)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing JSON report (without it, an existing report is never replaced)")
+    p.add_argument("--resume", action="store_true",
+                   help="add to an existing report the (size, seed) runs it lacks, with the same recipe (after an "
+                        "interruption, or for more seeds or learning-curve sizes); finished runs are kept")
     p.add_argument("--save-models", default=None, metavar="DIR",
                    help="save each run's selected model as DIR/<molecule>_n<N>_seed<S>.pt (refuses to replace one)")
     p.add_argument("--replot", action="store_true",
@@ -483,13 +499,24 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     if args.validation_only and not args.output:
         raise SystemExit("--validation-only needs --output: its figures must not replace the reported JSON")
+    if args.overwrite and args.resume:
+        raise SystemExit("--overwrite starts afresh, --resume adds to a report: give one of them")
+    out = Path(args.output) if args.output else default_output(args)
+    kept = resumable_runs(out, args) if args.resume else []
+    if out.exists() and not (args.overwrite or args.resume):  # checked before hours of training, not after
+        raise SystemExit(f"{out} exists: pass --resume to add runs to it, --overwrite to replace it, "
+                         "or another --output")
+    done = {(r["n_train"], r["seed"]) for r in kept}
+    plan = [(n, s) for n in sizes for s in seeds if (n, s) not in done]
     if args.save_models:
-        existing = [p for p in (Path(args.save_models) / f"{args.molecule}_n{n}_seed{s}.pt"
-                                for n in sizes for s in seeds) if p.exists()]
+        existing = [p for p in (Path(args.save_models) / f"{args.molecule}_n{n}_seed{s}.pt" for n, s in plan)
+                    if p.exists()]
         if existing:
             raise SystemExit(f"--save-models: {existing[0]} exists; choose another folder or remove it")
+    if kept:
+        print(f"resuming {out}: {len(kept)} run(s) kept, {len(plan)} to do", flush=True)
     cores = os.cpu_count() or 1
-    jobs = args.jobs or max(1, min(len(sizes) * len(seeds), cores // args.threads))
+    jobs = args.jobs or max(1, min(len(plan), cores // args.threads))
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     if jobs * args.threads > cores or (args.threads > 1 and load > cores):
@@ -497,27 +524,77 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {jobs} job(s) × {args.threads} thread(s) on {cores} cores (load {load:.1f}): "
               "runs will slow each other down; wall-time budgets then buy fewer epochs")
 
-    runs = run_all(args, sizes, seeds, jobs)
-    runs.sort(key=lambda r: (r["n_train"], r["seed"]))
-    summary = summarise_runs(runs)
-    print_comparison(args.molecule, summary)
+    command = shlex.join(["python", "scripts/bench_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    commands = (json.loads(out.read_text()).get("commands", []) if kept else []) + [command]
+    runs = list(kept)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
+    def write(complete: bool) -> dict:
+        # after every finished run: an interrupted benchmark keeps its finished runs (--resume goes on)
+        result = report(args, sorted(runs, key=lambda r: (r["n_train"], r["seed"])), commands, jobs, complete)
+        atomic_write_text(out, json.dumps(result, indent=1))
+        return result
+
+    for run in run_all(args, plan, jobs):
+        runs.append(run)
+        write(complete=False)
+    result = write(complete=True)
+    print_comparison(args.molecule, result["summary"])
+    plot_all(result, args.molecule, out)
+    print(f"\nwritten {out}")
+    return 0
+
+
+#: The settings that make two runs of the same recipe (what ``--resume`` requires to be unchanged).
+#: The seeds, the learning-curve sizes and their budget, the number of jobs and where models are
+#: saved may differ between the invocations that fill one report; each run records its own budget.
+RECIPE_SETTINGS = ("molecule", "budget_minutes", "n_train", "threads", "epochs", "cutoff", "model", "lr",
+                   "weight_decay", "batch_size", "warmup_epochs", "ema_decay", "grad_clip", "loss", "energy_weight",
+                   "forces_weight", "dtype", "validation_only")
+
+
+def resumable_runs(out: Path, args: argparse.Namespace) -> list[dict]:
+    """The runs of the report ``out`` that ``--resume`` keeps (none when it does not exist yet).
+
+    Raises:
+        SystemExit: the report was written with another recipe (:data:`RECIPE_SETTINGS`).
+    """
+    if not out.exists():
+        return []
+    previous = json.loads(out.read_text())
+    # a setting that an older report lacks had the default of today's option (options only get added)
+    settings = {**vars(build_parser().parse_args([])), **previous.get("settings", {})}
+    differ = [key for key in RECIPE_SETTINGS if settings[key] != getattr(args, key)]
+    if differ:
+        raise SystemExit(f"{out} was written with another recipe ({', '.join(differ)}): runs of different "
+                         "recipes are not one report; use another --output or --overwrite")
+    recorded = argparse.Namespace(**settings)
+    # runs from before each run recorded its budget: the one their report's settings gave them
+    return [{"budget_minutes": round(budget_minutes(recorded, r["n_train"]), 2), **r} for r in previous["runs"]]
+
+
+def report(args: argparse.Namespace, runs: list[dict], commands: list[str], jobs: int, complete: bool) -> dict:
+    """The JSON report of ``runs`` (sorted by size, then seed): per-size medians, targets, provenance."""
+    summary = summarise_runs(runs)
     family = model_family(args)
     targets = targets_met(family, args.molecule, summary)
-    result = {
+    return {
         "benchmark": f"rMD17 {args.molecule} (train_01 → test_01)",
         "model_family": family,
         "validation_only": args.validation_only,
+        "complete": complete,
         "protocol": "docs/benchmarks.md: recipe fixed before the runs; per seed, the model is the best validation "
                     "epoch and the test set is read once, after training; reported: median (min–max) over seeds",
-        "command": shlex.join(["python", "scripts/bench_accuracy.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": commands[0],
+        "commands": commands,  # more than one when --resume added runs
         "budget_minutes": args.budget_minutes,
         "threads": args.threads,
         "jobs": jobs,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "seeds": seeds,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "progress", "report_minutes")},
+        "seeds": sorted({r["seed"] for r in runs}),
+        "settings": {k: v for k, v in vars(args).items()
+                     if k not in ("output", "progress", "report_minutes", "overwrite", "resume")},
         "summary": summary,
         "runs": runs,
         "targets": targets,
@@ -526,12 +603,6 @@ def main(argv: list[str] | None = None) -> int:
                       for n, v in PUBLISHED[args.molecule].items()},
         "published_source": "Batatia et al., MACE, NeurIPS 2022, Table 1",
     }
-    out = Path(args.output) if args.output else default_output(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    plot_all(result, args.molecule, out)
-    print(f"\nwritten {out}")
-    return 0
 
 
 def plot_all(result: dict, molecule: str, out: Path) -> None:

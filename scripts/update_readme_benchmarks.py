@@ -158,12 +158,16 @@ FAMILIES = (("", "descriptor"), ("_equivariant", "equivariant"))
 
 def _accuracy_caption(data: dict, family: str) -> str:
     n_seeds = len(data["seeds"])
-    caption = (f"**{family}**: `{data['command']}`: median (min–max) over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    # a report that --resume added runs to was made by several commands, in this order
+    commands = " then ".join(f"`{command}`" for command in data.get("commands", [data["command"]]))
+    caption = (f"**{family}**: {commands}: median (min–max) over {n_seeds} seed{'s' if n_seeds > 1 else ''}"
                + ("" if n_seeds >= 3 else ", fewer than the protocol's three")
                + " of one fixed recipe (each seed draws the train/validation split and the initialisation). "
                "Each run keeps its best validation epoch and reads the test set once, at the end "
                f"([protocol](docs/benchmarks.md)). {data['threads']} torch thread(s) per run, "
                f"{data['jobs']} run(s) side by side; training time is wall time.")
+    if data.get("complete") is False:
+        caption += " **Incomplete: the benchmark was interrupted (`--resume` continues it).**"
     targets = data.get("targets") or {}
     if targets:
         caption += " Targets: " + "; ".join(

@@ -123,10 +123,11 @@ class CompiledStep:
 
     def step(self, state: MDState) -> tuple[MDState, list[float]] | None:
         """The next state (its ``step`` not yet counted) and its health measures [max |F|², max T,
-        Σ E, max |R|]; or None where the generic step must take it: no list yet, or a list that
-        has to be rebuilt first."""
+        Σ E, max |R|]; or None where the generic step must take it: no list yet, an evaluator that
+        is not one fixed compiled pass (the generic forward, e.g. for a list too large for one
+        pass), or a list that has to be rebuilt first."""
         topology = self.forces.topology(state)
-        if topology is None:
+        if topology is None or not topology.compiled:
             return None
         fields = state.tensors()
         changed = _CHANGED + tuple(name for name in fields if name not in _BASE_FIELDS)

@@ -199,8 +199,11 @@ class PotentialForces(ForceProvider):
                 topology = self.potential.fixed_topology(data)
             if topology is None or topology.function is evaluate_at_positions:
                 # The contract's default evaluator keeps energy and forces only: evaluate the same
-                # way but keep every output (a committee's spread).
-                topology = FixedTopology(model_outputs, self.potential, (data,))
+                # way but keep every output (a committee's spread). Like the default, it is the
+                # generic forward, which is not compiled as a whole (its branches depend on tensor
+                # values; inductor even fails on its energy sum): a model's compiled passes still
+                # run compiled inside it.
+                topology = FixedTopology(model_outputs, self.potential, (data,), compilable=False)
             self._topology = topology
         return self._topology
 

@@ -12,8 +12,16 @@ import numpy as np
 from ase import units
 from ase.io import read
 from ase.io.trajectory import Trajectory
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
+
+try:  # ASE >= 3.29; MaxwellBoltzmannDistribution, its older name, is deprecated there
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # ASE 3.23-3.28 (pyproject allows them)
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    def thermalize_momenta(atoms, temperature_K, rng=None):
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 from mlpot import MLPotCalculator
 
@@ -30,7 +38,7 @@ def main(argv=None) -> float:
 
     atoms = read(args.structure, index=0)
     atoms.calc = MLPotCalculator(args.model)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature_K, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, args.temperature_K, rng=np.random.default_rng(0))
     Stationary(atoms)  # zero centre-of-mass momentum
 
     dynamics = VelocityVerlet(atoms, timestep=args.timestep_fs * units.fs)

@@ -15,10 +15,11 @@ from ase.build import bulk, molecule
 from helpers import ROUND_OFF
 
 from mlpot.data import atomic_data_from_atoms
-from mlpot.dynamics import HealthCheck, MDInstabilityError, Simulation
+from mlpot.dynamics import HealthCheck, MDInstabilityError, Simulation, compiled_step
 from mlpot.dynamics.compiled_step import CompiledStep
 from mlpot.dynamics.health import health_measures
-from mlpot.models import DescriptorModel
+from mlpot.models import DescriptorModel, atomistic
+from mlpot.models import potential as potential_module
 from mlpot.units import KB_EV_PER_K
 
 needs_compiler = pytest.mark.skipif(
@@ -126,3 +127,24 @@ def test_a_complete_list_is_never_rebuilt():
     final = sim.atoms()[0]
     expected = model(atomic_data_from_atoms(final, cutoff=model.cutoff))["forces"].numpy()
     assert np.abs(final.get_forces() - expected).max() <= ROUND_OFF * np.abs(expected).max()
+
+
+def test_a_list_too_large_for_one_pass_takes_the_generic_step_and_compiles_no_forward(monkeypatch):
+    """A list of more than EDGES_PER_BLOCK edges is evaluated by the generic forward, block by block,
+    which is not one graph: the engine must not compile a step (or an evaluator) around it. It did,
+    inductor failed on the forward's energy sum, and the fallback made Cu 10,192-atom MD ~30% slower
+    (and the ASE driver after it ~16%). The model's own passes are what run compiled there."""
+
+    def no_compiling(function):
+        raise AssertionError(f"compiled {function.__qualname__} around the generic forward")
+
+    systems, model = _systems_and_model()
+    monkeypatch.setattr(atomistic, "EDGES_PER_BLOCK", 16)  # every list here is too large for one pass
+    monkeypatch.setattr(compiled_step, "compile_function", no_compiling)
+    monkeypatch.setattr(potential_module, "compile_function", no_compiling)
+    monkeypatch.setattr(DescriptorModel, "_pass", lambda self, function: function)  # its passes: not compiled here
+    taken = _count_compiled_steps(monkeypatch)
+    sim = Simulation(systems, model.compile(), 1.0, temperature_K=600, seed=3, skin=SKIN)
+    sim.run(10)
+    assert taken["steps"] == 0 and sim.forces.n_rebuilds >= 1
+    assert not sim.forces.topology(sim.state).compiled

@@ -195,3 +195,54 @@ def test_validation_only_never_reads_the_test_set_and_saved_models_load(tmp_path
     assert Path(run["model_file"]).name == "ethanol_n16_seed3.pt" and model.cutoff == 5.0
     with pytest.raises(SystemExit, match="exists"):
         bench_accuracy.main([*argv, "--output", str(tmp_path / "again.json")])
+
+
+def test_an_existing_report_is_never_replaced_without_overwrite(tmp_path, monkeypatch):
+    """Hours of training must not end by silently replacing a reported JSON: refused before training."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although the report exists")
+
+    monkeypatch.setattr(bench_accuracy, "train_model", no_training)
+    out = tmp_path / "acc.json"
+    out.write_text("{}")
+    with pytest.raises(SystemExit, match="exists: pass --resume to add runs to it, --overwrite to replace it"):
+        bench_accuracy.main(["--no-curve", "--n-train", "16", "--epochs", "1", "--output", str(out)])
+    assert out.read_text() == "{}"
+
+
+def test_an_interrupted_benchmark_keeps_its_finished_runs_and_resume_adds_only_the_missing(tmp_path, monkeypatch):
+    """The report is written after every run; --resume runs only the (size, seed) pairs it lacks, under
+    the same recipe, and refuses a report of another recipe."""
+    trained = []
+
+    def fake_run(args, n_train, seed, minutes, read_test=None):
+        if len(trained) == 2 and interrupt:
+            raise KeyboardInterrupt  # the third run is interrupted
+        trained.append((n_train, seed))
+        curve = [3.0, 2.0]
+        return {"n_train": n_train, "seed": seed, "budget_minutes": minutes, "energy_mae_meV": 1.0 + seed,
+                "forces_mae_meV_per_A": 10.0 + seed, "val_forces_mae_meV_per_A": 9.0,
+                "history": {"lr": [1e-3, 1e-4], "train_forces_mae_meV_per_A": curve, "val_forces_mae_meV_per_A": curve}}
+
+    monkeypatch.setattr(bench_accuracy, "run_point", fake_run)
+    out = tmp_path / "acc.json"
+    argv = ["--n-train", "40", "--curve", "20", "--seeds", "0", "1", "--jobs", "1", "--output", str(out)]
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        bench_accuracy.main(argv)
+    partial = json.loads(out.read_text())
+    assert not partial["complete"] and [(r["n_train"], r["seed"]) for r in partial["runs"]] == [(40, 0), (40, 1)]
+
+    with pytest.raises(SystemExit, match="exists: pass --resume"):
+        bench_accuracy.main(argv)
+    interrupt, trained[:] = False, []
+    assert bench_accuracy.main([*argv, "--resume", "--seeds", "0", "1", "2"]) == 0
+    assert sorted(trained) == [(20, 0), (20, 1), (20, 2), (40, 2)]  # only what the report lacked
+    result = json.loads(out.read_text())
+    assert result["complete"] and result["seeds"] == [0, 1, 2] and len(result["commands"]) == 2
+    assert [row["n_seeds"] for row in result["summary"]] == [3, 3]
+    assert {r["budget_minutes"] for r in result["runs"] if r["n_train"] == 40} == {60.0}
+
+    with pytest.raises(SystemExit, match=r"another recipe \(lr\)"):
+        bench_accuracy.main([*argv, "--resume", "--lr", "1e-2"])
