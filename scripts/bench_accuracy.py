@@ -525,7 +525,9 @@ def main(argv: list[str] | None = None) -> int:
               "runs will slow each other down; wall-time budgets then buy fewer epochs")
 
     command = shlex.join(["python", "scripts/bench_accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-    commands = (json.loads(out.read_text()).get("commands", []) if kept else []) + [command]
+    previous = json.loads(out.read_text()) if kept else {}
+    # a report from before "commands" was recorded names its one command under "command"
+    commands = previous.get("commands", [previous["command"]] if previous else []) + [command]
     runs = list(kept)
     out.parent.mkdir(parents=True, exist_ok=True)
 

@@ -246,3 +246,11 @@ def test_an_interrupted_benchmark_keeps_its_finished_runs_and_resume_adds_only_t
 
     with pytest.raises(SystemExit, match=r"another recipe \(lr\)"):
         bench_accuracy.main([*argv, "--resume", "--lr", "1e-2"])
+
+    # a report written before "commands" existed keeps its one "command" first in the list
+    older = {key: value for key, value in result.items() if key != "commands"}
+    older["command"], older["runs"] = "python scripts/bench_accuracy.py --first", result["runs"][:-1]
+    out.write_text(json.dumps(older))
+    assert bench_accuracy.main([*argv, "--resume", "--seeds", "0", "1", "2"]) == 0
+    resumed = json.loads(out.read_text())
+    assert resumed["command"] == "python scripts/bench_accuracy.py --first" and len(resumed["commands"]) == 2
