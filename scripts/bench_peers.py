@@ -43,7 +43,10 @@ each block pays for rebuilds at their real rate); ``--quick``: 2 × 10 and 2 × 
 
 Prints a table and writes benchmarks/results/peers.json (or ``--output``). Like ``mlpot train``,
 it refuses to replace an existing output file unless ``--overwrite``: a full run is long, and a
-smoke run must not replace it by accident.
+smoke run must not replace it by accident. The report is written after every timing
+(``"complete": false`` until the last), so an interrupted run keeps what it measured, and
+``--resume`` times only what a report lacks (the same settings required; other systems, dtypes or
+families may be added).
 """
 
 from __future__ import annotations
@@ -200,6 +203,11 @@ def time_mace(python: Path, atoms: ase.Atoms, elements: list[str], hidden_irreps
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
+def timing_key(row: dict) -> tuple[str, str, str, str, str]:
+    """What one timing measured: system, dtype, code, model, driver (a report holds each once)."""
+    return row["system"], row["dtype"], row["code"], row["model"], row["driver"]
+
+
 def result_row(system: str, n_atoms: int, code: str, model: str, dtype: str, driver: str,
                rates: tuple[float, float], steps: int, blocks: int) -> dict:
     """One timing as a flat record: median and fastest-block steps/s, and atom-steps/s."""
@@ -242,11 +250,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the MACE environment (default .bench-venv/; absent: mlpot only)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--resume", action="store_true",
+                        help="add to an existing --output the timings it lacks (same settings)")
     args = parser.parse_args(argv)
+    if args.overwrite and args.resume:
+        parser.error("--overwrite starts afresh, --resume adds to a report: give one of them")
     if args.threads < 1 or min(args.copper_repeat) < 1 or min(args.steps or 1, args.blocks or 1) < 1:
         parser.error("--threads, --copper-repeat, --steps and --blocks must be at least 1")
-    if not args.setup and args.output.exists() and not args.overwrite:
-        parser.error(f"{args.output} exists: pass --overwrite to replace it, or choose another --output")
+    if not args.setup and args.output.exists() and not (args.overwrite or args.resume):
+        parser.error(f"{args.output} exists: pass --resume to add the timings it lacks, --overwrite to replace "
+                     "it, or choose another --output")
     return args
 
 
@@ -262,7 +275,8 @@ def print_table(rows: list[dict]) -> None:
           "(same system, dtype, threads)")
 
 
-def time_everything(args, systems: dict[str, ase.Atoms], options: dict[str, dict], mace: Path | None, bar) -> dict:
+def time_everything(args, systems: dict[str, ase.Atoms], options: dict[str, dict], mace: Path | None, bar,
+                    done: dict, save) -> None:
     """Every timing of the run (see the module docstring), mlpot first, then MACE, per system and dtype.
 
     Args:
@@ -271,31 +285,38 @@ def time_everything(args, systems: dict[str, ase.Atoms], options: dict[str, dict
         options: family → the model's constructor options.
         mace: the MACE environment's interpreter, or None when it is not installed.
         bar: the progress object (one update per timing).
-
-    Returns:
-        ``rows`` (result_row records), ``mace_runs`` (the worker's answers, with the system's
-        name), ``compiled`` (family → whether it ran compiled), ``mace_failure`` (None, or why
-        the worker failed: MACE's remaining timings are then skipped).
+        done: filled in place: ``rows`` (result_row records, those of a resumed report first),
+            ``mace_runs`` (the worker's answers, with the system's name), ``compiled`` (family →
+            whether it ran compiled), ``mace_failure`` (None, or why the worker failed: MACE's
+            remaining timings are then skipped). A timing already in ``rows`` is not repeated.
+        save: called after every new timing, so that an interruption loses at most one.
     """
     plan = {"ethanol": (10, 2) if args.quick else (100, 5),
             # Blocks of 20 steps on copper hold about one neighbour-list rebuild each (bench_md's
             # reasoning), so that mlpot's figure includes rebuilds at their real rate.
             "cu_fcc": (2, 2) if args.quick else (20, 3)}
-    done = {"rows": [], "mace_runs": [], "compiled": dict.fromkeys(args.families, False), "mace_failure": None}
+    measured = {timing_key(row) for row in done["rows"]}
     for system, atoms in systems.items():
         steps, blocks = args.steps or plan[system][0], args.blocks or plan[system][1]
         record = {"system": system, "n_atoms": len(atoms), "steps": steps, "blocks": blocks}
         for dtype in args.dtypes:
             for family in args.families:
+                drivers = [driver for driver in ("ase", "engine")
+                           if (system, dtype, "mlpot", family, driver) not in measured]
+                if not drivers:
+                    continue
                 model = make_model(family, ELEMENTS[system], getattr(torch, dtype), options[family],
                                    not args.no_compile)
                 done["compiled"][family] = bool(getattr(model, "compiled", False))
-                for driver in ("ase", "engine"):
+                for driver in drivers:
                     rates = time_mlpot(atoms, model, driver, steps, blocks)
                     done["rows"].append(result_row(**record, code="mlpot", model=family, dtype=dtype,
                                                    driver=driver, rates=rates))
+                    save()
                     bar.update(1)
             for size in MACE_SIZES if mace is not None and done["mace_failure"] is None else ():
+                if (system, dtype, "mace", size, "ase") in measured:
+                    continue
                 try:
                     answer = time_mace(mace, atoms, ELEMENTS[system], size, dtype, args.threads, steps, blocks)
                 except RuntimeError as error:
@@ -305,43 +326,74 @@ def time_everything(args, systems: dict[str, ase.Atoms], options: dict[str, dict
                 done["mace_runs"].append({**answer, "system": system})
                 done["rows"].append(result_row(**record, code="mace", model=size, dtype=dtype, driver="ase",
                                                rates=(answer["steps_per_s"], answer["best_steps_per_s"])))
+                save()
                 bar.update(1)
-    return done
 
 
-def describe_mace(python: Path, installed: bool, runs: list[dict], failure: str | None):
-    """The JSON's ``mace`` entry: what ran (versions, threads, architecture, each model), or why not."""
+def describe_mace(python: Path, installed: bool, runs: list[dict], failure: str | None, previous=None):
+    """The JSON's ``mace`` entry: what ran (versions, threads, architecture, each model), or why not.
+
+    ``previous`` is the entry of a resumed report: its models are kept beside the new ones.
+    """
     if not installed:
         return MACE_NOT_INSTALLED
     if failure is not None:
         return f"failed: {failure}"
-    first = runs[0] if runs else {}
+    kept = previous if isinstance(previous, dict) else {}
+    first = runs[0] if runs else kept
     return {"python": str(python), "versions": first.get("versions"), "threads": first.get("threads"),
             "architecture": {**MACE_ARCHITECTURE, "hidden_irreps": list(MACE_SIZES)},
             "calculator": first.get("calculator"),
-            "models": {f"{run['system']} {run['hidden_irreps']} {run['dtype']}": run["model"] for run in runs}}
+            "models": {**kept.get("models", {}),
+                       **{f"{run['system']} {run['hidden_irreps']} {run['dtype']}": run["model"] for run in runs}}}
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.setup:
-        set_up_bench_venv(args.bench_venv)
-        return 0
-    torch.set_num_threads(args.threads)
-    systems = {name: atoms for name, atoms in build_systems(tuple(args.copper_repeat)).items() if name in args.systems}
-    python = mace_python(args.bench_venv)
-    mace_installed = python.exists()
-    options = {family: model_options(family, args.hyperparameters) for family in args.families}
-    per_system_and_dtype = 2 * len(args.families) + (len(MACE_SIZES) if mace_installed else 0)
-    with progress(total=len(systems) * len(args.dtypes) * per_system_and_dtype, desc="peer benchmark",
-                  unit="timing") as bar:
-        done = time_everything(args, systems, options, python if mace_installed else None, bar)
-    rows = done["rows"]
+def settings(args: argparse.Namespace) -> dict:
+    """What makes two runs' timings comparable: ``--resume`` requires it unchanged."""
+    return {"quick": args.quick, "threads": args.threads, "hyperparameters": args.hyperparameters,
+            "compile": not args.no_compile, "copper_repeat": list(args.copper_repeat), "steps": args.steps,
+            "blocks": args.blocks}
+
+
+def resumable_report(args: argparse.Namespace) -> dict | None:
+    """The report ``--resume`` adds to (None when there is none yet).
+
+    Raises:
+        SystemExit: the report is not this script's, was written before ``--resume`` existed, or
+            was measured under other settings (named).
+    """
+    if not args.output.exists():
+        return None
+    try:
+        previous = json.loads(args.output.read_text())
+    except ValueError as error:
+        raise SystemExit(f"{args.output} is not JSON ({error}); use another --output or --overwrite") from None
+    if not (isinstance(previous, dict) and isinstance(previous.get("settings"), dict)
+            and isinstance(previous.get("results"), list) and "commands" in previous):
+        raise SystemExit(f"{args.output} cannot be resumed: not a bench_peers report, or one written before "
+                         "--resume existed (it records no settings); use another --output or --overwrite")
+    differ = sorted(key for key, value in settings(args).items() if previous["settings"].get(key) != value)
+    if differ:
+        raise SystemExit(f"{args.output} was measured with other settings ({', '.join(differ)}): timings under "
+                         "different settings are not one table; use another --output or --overwrite")
+    return previous
+
+
+def report(args, commands: list[str], systems: dict[str, ase.Atoms], options: dict[str, dict], done: dict,
+           python: Path, mace_installed: bool, previous: dict | None, complete: bool) -> dict:
+    """The JSON report of the timings in ``done`` (a resumed report's settings, systems and models kept)."""
+    previous = previous or {}
+    rows = [dict(row) for row in done["rows"]]
     add_speedups(rows)
-    print_table(rows)
-
-    payload = {
-        "command": shlex.join(["python", "scripts/bench_peers.py", *(sys.argv[1:] if argv is None else argv)]),
+    kept_mlpot = previous.get("mlpot", {})
+    hyperparameters = args.hyperparameters if args.hyperparameters == "defaults" else {
+        **kept_mlpot.get("hyperparameters", {}),
+        **{family: str(CONFIGS[family].relative_to(ROOT)) for family in args.families}}
+    return {
+        "command": commands[0],
+        "commands": commands,  # more than one when --resume added timings
+        "complete": complete,
+        "settings": settings(args),
         "timed": TIMED,
         "statistic": f"median over blocks of steps_per_block MD steps after {WARMUP_STEPS} warm-up steps "
                      "(fastest block in best_steps_per_s)",
@@ -349,26 +401,62 @@ def main(argv=None) -> int:
         "timestep_fs": TIMESTEP_FS,
         "temperature_K": TEMPERATURE_K,
         "threads": torch.get_num_threads(),
-        "dtypes": args.dtypes,
+        "dtypes": list(dict.fromkeys([*previous.get("dtypes", []), *args.dtypes])),
         "weights": "untrained, seed 0 (a step costs the same whatever the weights)",
-        "systems": {name: {"n_atoms": len(atoms), "periodic": bool(atoms.pbc.any()),
-                           "formula": atoms.get_chemical_formula()} for name, atoms in systems.items()},
+        "systems": {**previous.get("systems", {}),
+                    **{name: {"n_atoms": len(atoms), "periodic": bool(atoms.pbc.any()),
+                              "formula": atoms.get_chemical_formula()} for name, atoms in systems.items()}},
         "mlpot": {
-            "hyperparameters": args.hyperparameters if args.hyperparameters == "defaults"
-            else {family: str(CONFIGS[family].relative_to(ROOT)) for family in args.families},
-            "models": {family: {"class": FAMILIES[family].__name__, "options": options[family],
-                                "compiled": done["compiled"][family]} for family in args.families},
+            "hyperparameters": hyperparameters,
+            "models": {**kept_mlpot.get("models", {}),
+                       **{family: {"class": FAMILIES[family].__name__, "options": options[family],
+                                   "compiled": done["compiled"][family]} for family in args.families}},
             "skin_A": SKIN,
             "versions": {"mlpot": mlpot.__version__, "torch": torch.__version__, "e3nn": e3nn.__version__,
                          "ase": ase.__version__, "python": platform.python_version()},
         },
-        "mace": describe_mace(python, mace_installed, done["mace_runs"], done["mace_failure"]),
+        "mace": describe_mace(python, mace_installed, done["mace_runs"], done["mace_failure"],
+                              previous.get("mace")),
         "host": {"machine": platform.platform(), "processor": platform.processor() or platform.machine(),
                  "cpu_count": os.cpu_count()},
         "speedup_target": {"reference": f"MACE {MACE_REFERENCE}, ASE driver", "min": SPEEDUP_TARGET},
         "results": rows,
     }
-    atomic_write_text(args.output, json.dumps(payload, indent=2) + "\n")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.setup:
+        set_up_bench_venv(args.bench_venv)
+        return 0
+    previous = resumable_report(args) if args.resume else None  # checked before an hour of timing
+    torch.set_num_threads(args.threads)
+    systems = {name: atoms for name, atoms in build_systems(tuple(args.copper_repeat)).items() if name in args.systems}
+    python = mace_python(args.bench_venv)
+    mace_installed = python.exists()
+    options = {family: model_options(family, args.hyperparameters) for family in args.families}
+    command = shlex.join(["python", "scripts/bench_peers.py", *(sys.argv[1:] if argv is None else argv)])
+    commands = [*(previous or {}).get("commands", []), command]
+    kept = [{key: value for key, value in row.items() if key != "speedup_over_mace_64"}
+            for row in (previous or {}).get("results", [])]
+    kept_models = (previous or {}).get("mlpot", {}).get("models", {})
+    done = {"rows": kept, "mace_runs": [], "mace_failure": None,
+            "compiled": {family: kept_models.get(family, {}).get("compiled", False) for family in args.families}}
+
+    def save(complete: bool = False) -> None:
+        payload = report(args, commands, systems, options, done, python, mace_installed, previous, complete)
+        atomic_write_text(args.output, json.dumps(payload, indent=2) + "\n")
+
+    measured = {timing_key(row) for row in kept}
+    planned = [(system, dtype, "mlpot", family, driver) for system in systems for dtype in args.dtypes
+               for family in args.families for driver in ("ase", "engine")]
+    planned += [(system, dtype, "mace", size, "ase") for system in systems for dtype in args.dtypes
+                for size in (MACE_SIZES if mace_installed else ())]
+    with progress(total=sum(key not in measured for key in planned), desc="peer benchmark", unit="timing") as bar:
+        time_everything(args, systems, options, python if mace_installed else None, bar, done, save)
+    save(complete=True)
+    payload = json.loads(args.output.read_text())
+    print_table(payload["results"])
     print(f"wrote {args.output}")
     return 0 if done["mace_failure"] is None else 1
 

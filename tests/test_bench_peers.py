@@ -151,3 +151,54 @@ def test_readme_section_renders_a_small_json(tmp_path, monkeypatch):
     assert table[0].count("steps/s |") == 2 + 2  # steps/s and atom-steps/s for each of the two systems
     assert table[2] == "| mlpot | descriptor | float64 | ase | 300 | 2.7e+03 | 6.00 | 2 | 1.73e+03 | 4.00 |"
     assert table[3] == "| mace | `64x0e + 64x1o` | float64 | ase | 50 | 450 |  | 0.5 | 432 |  |"
+
+
+def test_an_interrupted_run_keeps_its_timings_and_resume_times_only_the_rest(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "peers.json"
+    argv = [*TINY, "--families", "descriptor", "--systems", "ethanol", "--bench-venv", str(tmp_path / "no-venv"),
+            "--output", str(out)]
+    time_mlpot = bench_peers.time_mlpot
+    calls = []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return time_mlpot(*args, **kwargs)
+
+    monkeypatch.setattr(bench_peers, "time_mlpot", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        bench_peers.main(argv)
+    partial = json.loads(out.read_text())  # written after each of the two finished timings
+    assert partial["complete"] is False and len(partial["results"]) == 2
+    assert [r["dtype"] for r in partial["results"]] == ["float64", "float64"]
+
+    with pytest.raises(SystemExit):  # neither --resume nor --overwrite: the report is not replaced
+        bench_peers.parse_args(argv)
+    assert "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_peers.parse_args([*argv, "--resume", "--overwrite"])
+    with pytest.raises(SystemExit, match=r"other settings \(threads\)"):
+        bench_peers.main([*argv, "--resume", "--threads", "2"])
+
+    calls.clear()
+    monkeypatch.setattr(bench_peers, "time_mlpot", lambda *args, **kwargs: calls.append(args[2]) or (4.0, 5.0))
+    assert bench_peers.main([*argv, "--resume"]) == 0
+    assert calls == ["ase", "engine"]  # only the two float32 timings the report lacked
+    resumed = json.loads(out.read_text())
+    assert resumed["complete"] is True and resumed["results"][:2] == partial["results"]
+    assert [(r["dtype"], r["driver"], r["steps_per_s"]) for r in resumed["results"][2:]] == \
+        [("float32", "ase", 4.0), ("float32", "engine", 4.0)]
+    assert resumed["commands"] == [shlex.join(["python", "scripts/bench_peers.py", *a])
+                                   for a in (argv, [*argv, "--resume"])]
+    assert resumed["command"] == resumed["commands"][0]
+
+    # adding a system to a finished report times that system alone
+    calls.clear()
+    both_systems = [*TINY, "--families", "descriptor", "--bench-venv", str(tmp_path / "no-venv"), "--output", str(out)]
+    assert bench_peers.main([*both_systems, "--resume"]) == 0
+    assert len(calls) == 4  # copper: two dtypes × two drivers
+    grown = json.loads(out.read_text())
+    assert set(grown["systems"]) == {"ethanol", "cu_fcc"} and grown["results"][:4] == resumed["results"]
+    assert sorted(timing[:2] for timing in map(bench_peers.timing_key, grown["results"][4:])) == \
+        [("cu_fcc", "float32"), ("cu_fcc", "float32"), ("cu_fcc", "float64"), ("cu_fcc", "float64")]

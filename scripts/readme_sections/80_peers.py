@@ -30,7 +30,8 @@ def caption(data: dict) -> str:
     compiled = [family for family, model in ours["models"].items() if model["compiled"]]
     statistic = data["statistic"][:1].upper() + data["statistic"][1:]  # str.capitalize would lower "MD"
     return (
-        f"`{data['command']}`: NVE velocity Verlet at {data['timestep_fs']} fs from {data['temperature_K']:.0f} K, "
+        " then ".join(f"`{command}`" for command in data.get("commands", [data["command"]]))
+        + f": NVE velocity Verlet at {data['timestep_fs']} fs from {data['temperature_K']:.0f} K, "
         f"{data['threads']} torch thread(s) in every process, untrained models ({hyperparameters}"
         + (f"; compiled: {', '.join(compiled)}" if compiled else "")
         + f"; mlpot {versions['mlpot']}, torch {versions['torch']}, e3nn {versions['e3nn']}) against {mace_text}. "
@@ -39,6 +40,7 @@ def caption(data: dict) -> str:
         f"× MACE-64 = steps/s over MACE `64x0e + 64x1o` through ASE, same system and dtype "
         f"(target ≥ {data['speedup_target']['min']:g}×)."
         + (" Quick run: not for quoting." if data.get("quick") else "")
+        + ("" if data.get("complete", True) else " Incomplete: the run was interrupted (`--resume` adds the rest).")
     )
 
 

@@ -155,6 +155,34 @@ def test_bad_options_are_clear_errors():
         evaluate(small_model(["H", "O"]), molecule("CH4"))
 
 
+def test_prepared_evaluator_skips_the_skin_and_agrees_with_the_forward(monkeypatch):
+    """The MD engine's evaluator gets the list built with cutoff + skin: the edges beyond the
+    cutoff add exact zeros, so it evaluates only those within (each would cost a tensor product)."""
+    from ase.build import bulk
+
+    model = small_model(["Cu"])
+    crystal = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+    crystal.rattle(0.05, seed=1)
+    data = atomic_data_from_atoms(crystal, cutoff=model.cutoff + 1.0, dtype=torch.float64)  # a 1 Å skin
+    lengths = (data["positions"][data["edge_index"][1]] - data["positions"][data["edge_index"][0]]
+               + data["edge_shift"].to(torch.float64) @ data["cell"][0]).norm(dim=1)
+    within = int((lengths < model.cutoff).sum())
+    assert 0 < within < data["edge_index"].shape[1]
+
+    evaluated = []
+    edge_gradients = EquivariantModel.edge_gradients
+
+    def counting(self, data, edge_index, vectors, with_gradient):
+        evaluated.append(edge_index.shape[1])
+        return edge_gradients(self, data, edge_index, vectors, with_gradient)
+
+    monkeypatch.setattr(EquivariantModel, "edge_gradients", counting)
+    energy, forces = model.fixed_topology(data)(data["positions"])
+    assert evaluated == [within]
+    reference = model(data, compute_forces=True)
+    assert _close(energy, reference["energy"]) and _close(forces, reference["forces"])
+
+
 def test_md_engine_and_ase_calculator_run_it():
     model = small_model(repulsion="zbl")
     atoms = molecule("CH3CH2OH")
