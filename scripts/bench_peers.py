@@ -35,8 +35,8 @@ warm-up steps (which compile a compiled model); the fastest block is recorded be
 each block pays for rebuilds at their real rate); ``--quick``: 2 × 10 and 2 × 2.
 
     python scripts/bench_peers.py --setup                  # once: build .bench-venv/ (needs PyPI)
-    python scripts/bench_peers.py --overwrite              # full run: about an hour on 2 quiet cores
-                                                           # (estimated; most of it copper)
+    python scripts/bench_peers.py --overwrite              # full run: about two hours on 2 quiet cores
+                                                           # (1 h 54 min measured; most of it MACE on copper)
     python scripts/bench_peers.py --quick --output /tmp/peers.json     # smoke test, not for quoting
     python scripts/bench_peers.py --threads 2 --hyperparameters defaults --output /tmp/peers_2t.json
     python scripts/bench_peers.py --systems ethanol --families equivariant --dtypes float32 --output ...
