@@ -380,9 +380,9 @@ def resumable_report(args: argparse.Namespace) -> dict | None:
 
 
 def report(args, commands: list[str], systems: dict[str, ase.Atoms], options: dict[str, dict], done: dict,
-           python: Path, mace_installed: bool, previous: dict | None, complete: bool) -> dict:
-    """The JSON report of the timings in ``done`` (a resumed report's settings, systems and models kept)."""
-    previous = previous or {}
+           python: Path, mace_installed: bool, previous: dict, complete: bool) -> dict:
+    """The JSON report of the timings in ``done`` (a resumed report's systems and models kept;
+    ``previous`` is that report, or {})."""
     rows = [dict(row) for row in done["rows"]]
     add_speedups(rows)
     kept_mlpot = previous.get("mlpot", {})
@@ -429,17 +429,17 @@ def main(argv=None) -> int:
     if args.setup:
         set_up_bench_venv(args.bench_venv)
         return 0
-    previous = resumable_report(args) if args.resume else None  # checked before an hour of timing
+    previous = (resumable_report(args) if args.resume else None) or {}  # checked before an hour of timing
     torch.set_num_threads(args.threads)
     systems = {name: atoms for name, atoms in build_systems(tuple(args.copper_repeat)).items() if name in args.systems}
     python = mace_python(args.bench_venv)
     mace_installed = python.exists()
     options = {family: model_options(family, args.hyperparameters) for family in args.families}
     command = shlex.join(["python", "scripts/bench_peers.py", *(sys.argv[1:] if argv is None else argv)])
-    commands = [*(previous or {}).get("commands", []), command]
+    commands = [*previous.get("commands", []), command]
     kept = [{key: value for key, value in row.items() if key != "speedup_over_mace_64"}
-            for row in (previous or {}).get("results", [])]
-    kept_models = (previous or {}).get("mlpot", {}).get("models", {})
+            for row in previous.get("results", [])]
+    kept_models = previous.get("mlpot", {}).get("models", {})
     done = {"rows": kept, "mace_runs": [], "mace_failure": None,
             "compiled": {family: kept_models.get(family, {}).get("compiled", False) for family in args.families}}
 
