@@ -16,6 +16,7 @@ import sys
 import threading
 
 import mlpot
+from mlpot.dynamics.health import CloseContactError, MDInstabilityError
 
 # One line per verb group. Keep this list sorted.
 COMMAND_MODULES: list[str] = [
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlpot`` console script; returns the process exit code.
 
     A user error (a missing, empty or truncated file, a wrong unit, a full disk) is one line on
-    standard error and exit code 2; ``MLPOT_DEBUG=1`` shows the traceback instead. SIGTERM is
+    standard error and exit code 2; MD that leaves the model's range (``MDInstabilityError``,
+    ``CloseContactError``, from any verb that runs dynamics) is one line and exit code 1.
+    ``MLPOT_DEBUG=1`` shows the traceback instead. SIGTERM is
     handled like Ctrl-C, so verbs that checkpoint on an interrupt (``train``, ``md``) do so for
     both, and print the command that resumes them.
     """
@@ -61,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mlpot {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MDInstabilityError, CloseContactError) as error:
+        # The dynamics left what the model can describe: a result of the run, not a bug and not
+        # bad input. The message names the step, the atoms and what to try; exit code 1.
+        if os.environ.get("MLPOT_DEBUG"):
+            raise
+        print(f"mlpot {args.command}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     except (ValueError, OSError, TypeError) as error:
         # Bad input (a missing or unreadable file, a wrong unit, an unknown element, a full disk) is
         # the user's to fix: one line naming it, not a traceback. MLPOT_DEBUG=1 shows the traceback.

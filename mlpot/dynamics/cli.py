@@ -105,7 +105,7 @@ def run_md(args: argparse.Namespace) -> int:
 
     from mlpot.cli import resume_command
     from mlpot.data.datasets import read_structure
-    from mlpot.dynamics.engine import MDInstabilityError, Simulation
+    from mlpot.dynamics.engine import Simulation
     from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, ThermoLog, TrajectoryWriter
 
     if args.threads is not None:
@@ -158,11 +158,7 @@ def run_md(args: argparse.Namespace) -> int:
         f"temperature from N_dof = {int(dof[0])}",
         file=sys.stderr,
     )
-    try:
-        sim.run(remaining, handle_signals=True)
-    except MDInstabilityError as error:
-        print(f"mlpot md: {error}", file=sys.stderr)
-        return 1
+    sim.run(remaining, handle_signals=True)  # an instability: one line and exit code 1 from `mlpot`
     ase.io.write(out / "final.extxyz", sim.atoms()[0], format="extxyz")
     if sim.interrupted:
         print(

@@ -6,6 +6,7 @@ import csv
 
 import ase.io
 import numpy as np
+import pytest
 import torch
 from ase.build import bulk
 
@@ -51,3 +52,33 @@ def test_md_command_reports_a_missing_checkpoint(tmp_path, capsys):
         assert "does not exist" in str(exit_.code)
     else:  # pragma: no cover
         raise AssertionError("expected SystemExit")
+
+
+def test_md_that_leaves_the_models_range_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
+    """A close contact (or any health stop) from `mlpot md` or `mlpot heat-capacity` is a result of
+    the run: one line naming the pair and exit code 1, not a traceback."""
+    import mlpot
+    from mlpot.dynamics import CloseContactError
+    from mlpot.models import DescriptorModel
+
+    monkeypatch.delenv("MLPOT_DEBUG", raising=False)
+    model = DescriptorModel(["Si"], cutoff=3.5, n_radial=4, n_channels=4, l_max=2, hidden=(8,), seed=0)
+    model.training_min_distances = {"Si-Si": 2.2}
+    path = mlpot.save_model(model, tmp_path / "si.pt")
+    crystal = bulk("Si", "diamond", a=5.43, cubic=True)
+    crystal.positions[1] = crystal.positions[0] + [0.6, 0.6, 0.6]  # 1.04 Å < 0.75 × 2.2 Å
+    ase.io.write(tmp_path / "si.xyz", crystal)
+    commands = {
+        "md": ["md", str(path), str(tmp_path / "si.xyz"), "--steps", "2", "--no-progress",
+               "--out", str(tmp_path / "md")],
+        "heat-capacity": ["heat-capacity", str(path), str(tmp_path / "si.xyz"), "--temperatures", "300",
+                          "--sizes", "1", "--no-progress", "--out", str(tmp_path / "cv")],
+    }
+    for verb, argv in commands.items():
+        assert main(argv) == 1, verb
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"mlpot {verb}: MD stopped at step 0 ") and "(Si-Si) are 1.039 Å apart" in err, err
+        assert "Traceback" not in err
+    monkeypatch.setenv("MLPOT_DEBUG", "1")
+    with pytest.raises(CloseContactError):
+        main(commands["md"])
