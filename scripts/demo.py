@@ -8,8 +8,9 @@ On the bundled rMD17 ethanol data (PBE/def2-SVP, 1,000 training configurations):
 4. run NVE MD with the trained model through ``MLPotCalculator`` + ASE's VelocityVerlet and
    with mlpot's own engine, reporting steps/s for both;
 5. check energy conservation in a longer NVE run and report the drift;
-6. estimate the heat capacity at 300 K from batched Langevin replicas, raw and corrected for
-   the model's energy noise (from the test RMSE), with block-averaged error bars;
+6. estimate the heat capacity at 300 K from batched Langevin replicas (the model's own C_V,
+   nothing subtracted), with block-averaged error bars and the harmonic quantum correction from
+   the vibrational density of states;
 7. write ``demo_output/``: report.md, results.json and PNG plots (parity, learning curve,
    energy vs time, C_V with error bars).
 

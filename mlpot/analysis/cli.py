@@ -123,7 +123,7 @@ def _reference_calculator(args):
     """The ASE calculator of --reference-calculator (with --reference-option KEY=VALUE), or None."""
     if args.reference_calculator is None:
         if args.reference_option:
-            raise SystemExit("mlpot heat-capacity: --reference-option needs --reference-calculator")
+            raise ValueError("--reference-option needs --reference-calculator")
         return None
     import importlib
 
@@ -131,13 +131,13 @@ def _reference_calculator(args):
     try:
         cls = getattr(importlib.import_module(module), name)
     except ImportError as error:
-        raise SystemExit(f"mlpot heat-capacity: --reference-calculator {args.reference_calculator} needs "
+        raise ValueError(f"--reference-calculator {args.reference_calculator} needs "
                          f"{module.split('.')[0]} installed ({error})") from error
     options = {}
     for item in args.reference_option:
         key, _, value = item.partition("=")
         if not key or not value:
-            raise SystemExit(f"mlpot heat-capacity: --reference-option wants KEY=VALUE, got {item!r}")
+            raise ValueError(f"--reference-option wants KEY=VALUE, got {item!r}")
         try:
             options[key] = float(value)
         except ValueError:
@@ -151,7 +151,7 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
 
     potential, structure_spec = _load_potential(args)
     if not hasattr(potential, "get_forces"):  # an mlpot model: through its ASE calculator
-        from mlpot.calculator import MLPotCalculator
+        from mlpot import MLPotCalculator
 
         potential = MLPotCalculator(potential)
     structure = load_structure(structure_spec)
@@ -178,7 +178,7 @@ def load_structure(spec: str):
 
     if spec in atomic_numbers:
         return bulk(spec, cubic=True)
-    raise SystemExit(f"mlpot heat-capacity: STRUCTURE {spec!r} is neither a file nor a chemical symbol")
+    raise ValueError(f"STRUCTURE {spec!r} is neither a file nor a chemical symbol")
 
 
 def _load_potential(args):
@@ -186,14 +186,14 @@ def _load_potential(args):
         import importlib
 
         if len(args.inputs) != 1:
-            raise SystemExit("mlpot heat-capacity: with --reference give only STRUCTURE, not a MODEL")
+            raise ValueError("with --reference give only STRUCTURE, not a MODEL")
         module, name = _REFERENCES[args.reference]
         return getattr(importlib.import_module(module), name)(), args.inputs[0]
     if len(args.inputs) != 2:
-        raise SystemExit("mlpot heat-capacity: give MODEL and STRUCTURE (or --reference emt and STRUCTURE)")
+        raise ValueError("give MODEL and STRUCTURE (or --reference emt and STRUCTURE)")
     model_path, structure = args.inputs
     if not Path(model_path).exists():
-        raise SystemExit(f"mlpot heat-capacity: model file {model_path!r} not found")
+        raise FileNotFoundError(f"model file {model_path!r} not found")
     from mlpot import load_model
 
     model = load_model(model_path)

@@ -82,11 +82,11 @@ def _load_potential(spec: str, device: str | None, compile: bool = False):
 
         name = spec[4:].lower()
         if name not in _ASE_CALCULATORS:
-            raise SystemExit(f"mlpot md: unknown ASE potential {spec!r}; known: ase:EMT, ase:LennardJones")
+            raise ValueError(f"unknown ASE potential {spec!r}; known: ase:EMT, ase:LennardJones")
         module, cls = _ASE_CALCULATORS[name]
         return getattr(importlib.import_module(module), cls)()
     if not Path(spec).exists():
-        raise SystemExit(f"mlpot md: model file {spec!r} not found")
+        raise FileNotFoundError(f"model file {spec!r} not found")
     from mlpot import load_model
 
     model = load_model(spec)
@@ -115,7 +115,7 @@ def run_md(args: argparse.Namespace) -> int:
     out: Path = args.out
     checkpoint_path = out / "checkpoint.pt"
     if args.resume and not checkpoint_path.exists():
-        raise SystemExit(f"mlpot md: --resume given but {checkpoint_path} does not exist")
+        raise FileNotFoundError(f"--resume given but {checkpoint_path} does not exist")
     atoms = read_structure(args.structure)  # empty or truncated file: a ValueError, one line from `mlpot`
     potential = _load_potential(args.model, args.device, args.compile)
     out.mkdir(parents=True, exist_ok=True)

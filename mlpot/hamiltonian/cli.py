@@ -70,11 +70,11 @@ def run_hnn(args: argparse.Namespace) -> int:
     if args.system in ANALYSIS_CHOICES:
         return run_analysis(args)
     if args.data is not None:
-        raise SystemExit(f"mlpot hnn {args.system}: unexpected argument {args.data!r}")
+        raise ValueError(f"unexpected argument {args.data!r}")
     if args.epochs is not None and args.epochs < 1:
-        raise SystemExit("mlpot hnn: --epochs must be >= 1")
+        raise ValueError("--epochs must be >= 1")
     if args.horizon is not None and not args.horizon > 0:
-        raise SystemExit("mlpot hnn: --horizon must be positive")
+        raise ValueError("--horizon must be positive")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     settings = settings_for(args.system, args.quick, args.seed, args.epochs, args.horizon)
