@@ -31,11 +31,10 @@ The cosine schedule follows the clock (the trainer's ``cosine_time`` schedule), 
 the budget even when the calibrated epoch time was misjudged. ``--epochs`` fixes the number of
 epochs instead (the budget stays a hard stop).
 
-    python scripts/bench_accuracy.py --seeds 0 1 2 --budget-minutes 60       # ethanol, as reported
-    python scripts/bench_accuracy.py --molecule aspirin --seeds 0 1 2 --budget-minutes 38 --curve 50 \\
-        --lr 1e-2 --ema-decay 0.99 --energy-weight 1 --model '{"l_max": 5, "bispectrum_channels": 16,
-        "bispectrum_l_max": 3, "species_channels": true, "n_radial": 6}'   # aspirin, as reported
-    python scripts/bench_accuracy.py --budget-minutes 2 --no-curve           # a smoke run, one seed
+    python scripts/bench_accuracy.py --budget-minutes 2 --no-curve --output runs/smoke.json   # a smoke run
+
+The commands behind the reported figures are in docs/benchmarks.md and in each report's
+``commands``; the reports exist, so a new run of them names its own ``--output``.
 
 The report is written after every finished run (``"complete": false`` until the last), so an
 interrupted benchmark keeps its finished runs; ``--resume`` adds the runs a report lacks (the
@@ -66,8 +65,9 @@ sys.path.insert(0, str(ROOT))
 
 from mlpot.data.datasets import read_structures  # noqa: E402
 from mlpot.files import atomic_write_text  # noqa: E402
-from mlpot.models.serialization import save_model  # noqa: E402
+from mlpot.models.serialization import save_model, set_training_min_distances  # noqa: E402
 from mlpot.training.config import config_from_dict  # noqa: E402
+from mlpot.training.data_checks import training_min_distances  # noqa: E402
 from mlpot.training.trainer import (  # noqa: E402
     _elements,
     build_model,
@@ -257,7 +257,10 @@ def run_point(args: argparse.Namespace, n_train: int, seed: int, minutes: float,
     train_s = time.monotonic() - t
     model_path = None
     if args.save_models:
-        # the selected model itself, for what comes after the table (MD stability, heat capacity)
+        # the selected model itself, for what comes after the table (MD stability, heat capacity),
+        # with its training data's shortest pair distances as `mlpot train` records them: the MD
+        # engine's close-contact check needs them
+        set_training_min_distances(model, training_min_distances(train))
         model_path = save_model(model, Path(args.save_models) / f"{args.molecule}_n{len(train)}_seed{seed}.pt",
                                 metadata={"split_seed": seed, "n_train": len(train), "n_val": len(val),
                                           "data": config.data.train, "recipe": " ".join(sys.argv[1:])})

@@ -193,6 +193,9 @@ def test_validation_only_never_reads_the_test_set_and_saved_models_load(tmp_path
     assert run["val_forces_mae_meV_per_A"] > 0 and result["targets"] == {}
     model = load_model(run["model_file"])
     assert Path(run["model_file"]).name == "ethanol_n16_seed3.pt" and model.cutoff == 5.0
+    # as `mlpot train` records it, so that MD with the saved model stops on a close contact
+    assert set(model.training_min_distances) == {"C-C", "C-H", "C-O", "H-H", "H-O"}
+    assert 0.9 < model.training_min_distances["H-O"] < 1.1
     with pytest.raises(SystemExit, match="exists"):
         bench_accuracy.main([*argv, "--output", str(tmp_path / "again.json")])
 
