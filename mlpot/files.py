@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["FileWriteError", "atomic_write", "atomic_torch_save", "atomic_write_text"]
+__all__ = ["FileWriteError", "atomic_write", "atomic_torch_save", "atomic_write_text", "refuse_to_replace_run"]
 
 #: errno values that mean "the disk or the folder cannot take this file": reported in one line.
 _STORAGE_ERRORS = {
@@ -147,3 +147,24 @@ def safe_torch_load(path: str | os.PathLike, what: str) -> Any:
             f"{path} is not a readable {what} (truncated, corrupt, or holding objects other than tensors, "
             f"which are refused for safety): {type(error).__name__}: {first_line}"
         ) from None
+
+
+def refuse_to_replace_run(output: str | os.PathLike, found: list[Path], resume: bool, overwrite: bool,
+                          what: str) -> None:
+    """Refuse to start a fresh run over the files of an earlier one (``mlpot train``, ``mlpot md``).
+
+    Args:
+        output: the run's folder.
+        found: the earlier run's files in it (checkpoints, logs); empty for a new folder.
+        resume, overwrite: the user's ``--resume`` and ``--overwrite``; the caller continues the run
+            or deletes ``found`` for them.
+        what: how the message names ``found``, e.g. ``"checkpoints of an earlier run"``.
+
+    Raises:
+        ValueError: ``found`` is not empty and neither ``resume`` nor ``overwrite`` is set, or both are.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the run, or start it again")
+    if found and not (resume or overwrite):
+        shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ValueError(f"{output} holds {what} ({shown}): continue it with --resume, or start again with --overwrite")

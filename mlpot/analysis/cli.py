@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from mlpot.files import atomic_write_text
 
 __all__ = ["register_cli", "run_cli"]
 
@@ -92,6 +93,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--device", default=None, help="torch device for an mlpot model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_cli)
     _register_phonons(subparsers)
@@ -116,6 +118,7 @@ def _register_phonons(subparsers) -> None:
     parser.add_argument("--no-bands", action="store_true", help="skip the band-structure plot")
     parser.add_argument("--device", default=None, help="torch device for an mlpot model")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in DIR")
     parser.set_defaults(func=run_phonons_cli)
 
 
@@ -155,6 +158,7 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
 
         potential = MLPotCalculator(potential)
     structure = load_structure(structure_spec)
+    _refuse_earlier_results(args.out / "phonons.json", args.overwrite)
     result = compute_phonons(structure, potential, supercell=args.supercell, temperatures_K=args.temperatures,
                              mesh=args.mesh, displacement_A=args.displacement, primitive=args.primitive)
     written = result.write(args.out, band_structure=not args.no_bands)
@@ -164,6 +168,12 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
         print(f"{t:8.1f} {c / n:15.4f} {f / n:12.5f} {e / n:13.4f}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _refuse_earlier_results(path: Path, overwrite: bool) -> None:
+    """Nothing replaces an earlier run's results unless asked: checked before any computing."""
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} holds an earlier run's results: pass --overwrite to replace them, or another --out")
 
 
 def load_structure(spec: str):
@@ -213,43 +223,41 @@ def run_cli(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     potential, structure_spec = _load_potential(args)
     structure = load_structure(structure_spec)
+    reference = _reference_calculator(args)
+    json_path = args.out / "heat_capacity.json"
+    _refuse_earlier_results(json_path, args.overwrite)  # before hours of MD, not after
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        study = run_heat_capacity(
-            structure,
-            potential,
-            temperatures_K=args.temperatures,
-            supercells=args.sizes,
-            equilibration_steps=args.equilibration_steps,
-            production_steps=args.production_steps,
-            timestep_fs=args.timestep_fs,
-            thermostat=args.thermostat,
-            friction_per_fs=args.friction_per_fs,
-            replicas=args.replicas,
-            sample_interval=args.sample_interval,
-            seed=args.seed,
-            reference=_reference_calculator(args),
-            reference_frames=args.reference_frames,
-            reference_energies_file=args.reference_energies,
-            committee_reweighting=not args.no_committee,
-            min_effective_samples=args.min_ess,
-            frames_folder=args.out if args.write_frames else None,
-            noise_rmse_eV_per_atom=None if args.noise_rmse_meV is None else 1e-3 * args.noise_rmse_meV,
-            noise_validation_atoms=args.noise_validation_atoms,
-            noise_validation_structures=args.noise_validation_structures,
-            assume_uncorrelated_error=args.assume_uncorrelated_error,
-            estimator=args.estimator,
-            progress=not args.no_progress,
-        )
-    except ValueError as error:  # too-short runs, noise larger than the signal, bad settings: say so plainly
-        print(f"mlpot heat-capacity: {error}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    # too-short runs, noise larger than the signal, bad settings: a ValueError, one line from `mlpot`
+    study = run_heat_capacity(
+        structure,
+        potential,
+        temperatures_K=args.temperatures,
+        supercells=args.sizes,
+        equilibration_steps=args.equilibration_steps,
+        production_steps=args.production_steps,
+        timestep_fs=args.timestep_fs,
+        thermostat=args.thermostat,
+        friction_per_fs=args.friction_per_fs,
+        replicas=args.replicas,
+        sample_interval=args.sample_interval,
+        seed=args.seed,
+        reference=reference,
+        reference_frames=args.reference_frames,
+        reference_energies_file=args.reference_energies,
+        committee_reweighting=not args.no_committee,
+        min_effective_samples=args.min_ess,
+        frames_folder=args.out if args.write_frames else None,
+        noise_rmse_eV_per_atom=None if args.noise_rmse_meV is None else 1e-3 * args.noise_rmse_meV,
+        noise_validation_atoms=args.noise_validation_atoms,
+        noise_validation_structures=args.noise_validation_structures,
+        assume_uncorrelated_error=args.assume_uncorrelated_error,
+        estimator=args.estimator,
+        progress=not args.no_progress,
+    )
     summary = study.as_dict()
     summary["settings"]["potential"] = args.reference or str(args.inputs[0])
     summary["settings"]["structure"] = structure_spec
-    json_path = args.out / "heat_capacity.json"
-    json_path.write_text(json.dumps(summary, indent=2))
+    atomic_write_text(json_path, json.dumps(summary, indent=2))
     png_path = plot_heat_capacity(summary, args.out / "heat_capacity.png")
     print(study.table())
     print(f"\nwrote {json_path} and {png_path}")

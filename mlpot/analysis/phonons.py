@@ -17,6 +17,8 @@ import numpy as np
 from ase import Atoms
 from ase import units as _ase
 
+from mlpot.files import atomic_write_text
+
 __all__ = ["PhononResult", "compute_phonons", "require_phonopy"]
 
 _R_J_PER_MOL_K = _ase._k * _ase._Nav
@@ -84,7 +86,7 @@ class PhononResult:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = [folder / "phonons.json"]
-        written[0].write_text(json.dumps(self.as_dict(), indent=2))
+        atomic_write_text(written[0], json.dumps(self.as_dict(), indent=2))
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(self.frequencies_THz, self.dos, color="k")
         ax.set_xlabel("frequency (THz)")

@@ -5,7 +5,9 @@
 
 MODEL is a saved mlpot model (``mlpot.save_model``) or ``ase:EMT`` / ``ase:LennardJones`` for
 ASE's reference potentials. STRUCTURE is any file ``ase.io.read`` understands (last frame).
-DIR receives ``thermo.csv``, ``trajectory.extxyz``, ``checkpoint.pt`` and ``final.extxyz``.
+DIR receives ``thermo.csv``, ``trajectory.extxyz``, ``checkpoint.pt`` and ``final.extxyz``; a
+fresh run refuses a DIR that holds an earlier run's files (``--resume`` continues that run,
+``--overwrite`` deletes its files and starts again).
 Ctrl-C (or SIGTERM) finishes the current step and writes a final checkpoint;
 ``--resume`` continues from ``DIR/checkpoint.pt`` up to ``--steps`` in total, bit for bit.
 """
@@ -15,6 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from mlpot.dynamics.health import MIN_DISTANCE_FRACTION
+from mlpot.files import refuse_to_replace_run
 
 __all__ = ["register_cli", "run_md"]
 
@@ -46,6 +51,11 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (momenta and thermostat noise)")
     parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin in Å (default 1.0)")
+    parser.add_argument(
+        "--min-distance-fraction", type=float, default=MIN_DISTANCE_FRACTION, metavar="F",
+        help="stop when two atoms come closer than F × their element pair's shortest distance in the model's "
+             f"training data (default {MIN_DISTANCE_FRACTION}; 0 turns the check off)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--thermo-every", type=int, default=10, help="steps between thermo rows (10)")
     parser.add_argument("--traj-every", type=int, default=100, help="steps between trajectory frames (100)")
@@ -59,9 +69,13 @@ def register_cli(subparsers) -> None:
         help="compile the model's evaluation with torch.compile (tens of seconds at the start, then faster steps)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_md)
 
+
+#: What a run writes in DIR: a fresh run refuses to start over them without --overwrite.
+RUN_FILES = ("thermo.csv", "trajectory.extxyz", "checkpoint.pt", "final.extxyz")
 
 #: Flags of a fresh run that a resumed run must not change: flag → argument name (= checkpoint key).
 _RESUME_CHECKED_FLAGS = {
@@ -112,13 +126,21 @@ def run_md(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if not 0 <= args.min_distance_fraction <= 1:
+        raise ValueError(f"--min-distance-fraction must be in [0, 1] (0: no check), got {args.min_distance_fraction}")
+    min_distance_fraction = args.min_distance_fraction or None  # 0: the engine's "no check"
     out: Path = args.out
     checkpoint_path = out / "checkpoint.pt"
     if args.resume and not checkpoint_path.exists():
         raise FileNotFoundError(f"--resume given but {checkpoint_path} does not exist")
+    earlier = [out / name for name in RUN_FILES if (out / name).exists()]
+    refuse_to_replace_run(out, earlier, args.resume, args.overwrite, "the files of an earlier MD run")
     atoms = read_structure(args.structure)  # empty or truncated file: a ValueError, one line from `mlpot`
     potential = _load_potential(args.model, args.device, args.compile)
     out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite:  # a stale checkpoint or trajectory must not outlive the run that replaces it
+        for path in earlier:
+            path.unlink()
     reporters = [
         ThermoLog(out / "thermo.csv", args.thermo_every),
         TrajectoryWriter(out / "trajectory.extxyz", args.traj_every),
@@ -134,7 +156,8 @@ def run_md(args: argparse.Namespace) -> int:
             if _given(args, flag):
                 target = expected["integrator"] if name not in ("skin", "seed") else expected
                 target[name] = getattr(args, name)
-        sim = Simulation.from_checkpoint(checkpoint_path, atoms, potential, reporters=reporters, expected=expected)
+        sim = Simulation.from_checkpoint(checkpoint_path, atoms, potential, reporters=reporters, expected=expected,
+                                         min_distance_fraction=min_distance_fraction)
     else:
         sim = Simulation(
             atoms,
@@ -148,6 +171,7 @@ def run_md(args: argparse.Namespace) -> int:
             skin=args.skin,
             pressure_GPa=args.pressure_GPa,
             barostat_time_fs=args.barostat_time_fs,
+            min_distance_fraction=min_distance_fraction,
         )
     remaining = max(args.steps - sim.state.step, 0)
     dof = sim.state.n_dof.tolist()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlpot.files import atomic_torch_save, safe_torch_load
+from mlpot.files import atomic_torch_save, refuse_to_replace_run, safe_torch_load
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -98,15 +98,8 @@ def check_output_folder(output: str | os.PathLike, resume: bool, overwrite: bool
     Raises:
         ValueError: checkpoints exist and neither ``resume`` nor ``overwrite`` is set, or both are set.
     """
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other: continue the run, or start it again")
     found = existing_checkpoints(output)
-    if found and not (resume or overwrite):
-        shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise ValueError(
-            f"{output} holds checkpoints of an earlier run ({shown}): continue it with --resume, "
-            "or start again with --overwrite"
-        )
+    refuse_to_replace_run(output, found, resume, overwrite, "checkpoints of an earlier run")
     return found
 
 

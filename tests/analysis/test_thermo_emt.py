@@ -114,5 +114,11 @@ def test_reference_calculator_reweighting_to_itself_is_exact(tmp_path, capsys):
     assert main(argv[:-2] + ["--reference-option", "sigma", "--out", str(out)]) == 2
     assert "--reference-option wants KEY=VALUE, got 'sigma'" in capsys.readouterr().err
     # The white-noise approximation is never implicit: refused before any MD.
-    assert main(argv[:-6] + ["--noise-rmse-meV", "1", "--out", str(out)]) == 2
+    assert main(argv[:-6] + ["--noise-rmse-meV", "1", "--out", str(tmp_path / "noise")]) == 2
     assert "assume-uncorrelated-error" in capsys.readouterr().err
+    # An earlier run's results are never replaced unless asked, and the refusal comes before the MD.
+    before = (out / "heat_capacity.json").read_text()
+    assert main(argv) == 2
+    assert f"{out / 'heat_capacity.json'} holds an earlier run's results" in capsys.readouterr().err
+    assert (out / "heat_capacity.json").read_text() == before
+    assert main(argv + ["--overwrite"]) == 0

@@ -76,6 +76,36 @@ def test_md_that_leaves_the_models_range_is_one_line_and_exit_code_1(tmp_path, c
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith(f"mlpot {verb}: MD stopped at step 0 ") and "(Si-Si) are 1.039 Å apart" in err, err
         assert "Traceback" not in err
+    # The check is the user's to turn off (here the untrained model's forces stay finite), not to misuse.
+    unchecked = commands["md"][:-1] + [str(tmp_path / "md_unchecked")]
+    assert main(unchecked + ["--min-distance-fraction", "0"]) == 0
+    assert main(unchecked + ["--min-distance-fraction", "1.5"]) == 2
+    assert "--min-distance-fraction must be in [0, 1]" in capsys.readouterr().err
     monkeypatch.setenv("MLPOT_DEBUG", "1")
     with pytest.raises(CloseContactError):
         main(commands["md"])
+
+
+def test_md_never_starts_over_an_earlier_run_without_being_told(tmp_path, capsys):
+    """A second `mlpot md` into the same folder would replace hours of trajectory: refused, one line;
+    --overwrite replaces the run (its stale checkpoint deleted first), --resume continues it."""
+    structure = tmp_path / "cu.xyz"
+    ase.io.write(structure, bulk("Cu", "fcc", a=3.61, cubic=True))
+    out = tmp_path / "run"
+    argv = ["md", "ase:EMT", str(structure), "--steps", "4", "--checkpoint-every", "2", "--no-progress",
+            "--out", str(out)]
+    assert main(argv) == 0
+    before = (out / "thermo.csv").read_text()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlpot md: error: {out} holds the files of an earlier MD run") and "--overwrite" in err
+    assert (out / "thermo.csv").read_text() == before
+    assert main(argv + ["--resume", "--overwrite"]) == 2
+    (out / "trajectory.extxyz").write_text("stale")
+    assert main(argv[:4] + ["2"] + argv[5:] + ["--overwrite"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2  # this run's, not the 4 of before
+    assert [int(row[0]) for row in _rows(out / "thermo.csv")[1:]] == [0]
+    assert (out / "trajectory.extxyz").read_text() != "stale"
+    assert main(argv[:4] + ["6"] + argv[5:] + ["--resume"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
