@@ -17,6 +17,7 @@ import threading
 
 import mlpot
 from mlpot.dynamics.health import CloseContactError, MDInstabilityError
+from mlpot.interrupts import RunInterrupted
 
 # One line per verb group. Keep this list sorted.
 COMMAND_MODULES: list[str] = [
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
+    except RunInterrupted as interrupt:  # the run's checkpoint is on disk: say how to continue it
+        where = f"checkpoint written to {interrupt.checkpoint}; " if interrupt.checkpoint else ""
+        print(f"mlpot {args.command}: interrupted by signal {interrupt.signum}; {where}resume with: "
+              f"{resume_command(args)}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"mlpot {args.command}: interrupted", file=sys.stderr)
         return 130

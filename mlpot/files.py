@@ -150,7 +150,7 @@ def safe_torch_load(path: str | os.PathLike, what: str) -> Any:
 
 
 def refuse_to_replace_run(output: str | os.PathLike, found: list[Path], resume: bool, overwrite: bool,
-                          what: str) -> None:
+                          what: str, resumable: bool = True) -> None:
     """Refuse to start a fresh run over the files of an earlier one (``mlpot train``, ``mlpot md``).
 
     Args:
@@ -159,6 +159,7 @@ def refuse_to_replace_run(output: str | os.PathLike, found: list[Path], resume: 
         resume, overwrite: the user's ``--resume`` and ``--overwrite``; the caller continues the run
             or deletes ``found`` for them.
         what: how the message names ``found``, e.g. ``"checkpoints of an earlier run"``.
+        resumable: whether the command can continue the run (the message then offers ``--resume``).
 
     Raises:
         ValueError: ``found`` is not empty and neither ``resume`` nor ``overwrite`` is set, or both are.
@@ -167,4 +168,6 @@ def refuse_to_replace_run(output: str | os.PathLike, found: list[Path], resume: 
         raise ValueError("--resume and --overwrite exclude each other: continue the run, or start it again")
     if found and not (resume or overwrite):
         shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise ValueError(f"{output} holds {what} ({shown}): continue it with --resume, or start again with --overwrite")
+        remedy = "continue it with --resume, or start again with --overwrite" if resumable else (
+            "pass --overwrite to replace it, or another output folder")
+        raise ValueError(f"{output} holds {what} ({shown}): {remedy}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SignalGuard"]
+__all__ = ["RunInterrupted", "SignalGuard"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -65,3 +66,20 @@ class SignalGuard:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised by a long run (training, a heat-capacity study) that stopped at a safe point after
+    SIGINT/SIGTERM, once its checkpoint is on disk; ``mlpot`` prints the command that resumes it.
+
+    Args:
+        what: the run, as the message names it (``"training"``).
+        signum: the signal received.
+        checkpoint: the checkpoint written, or None.
+    """
+
+    def __init__(self, what: str, signum: int, checkpoint: Path | None):
+        self.signum = signum
+        self.checkpoint = checkpoint
+        where = f"; checkpoint written to {checkpoint}" if checkpoint else ""
+        super().__init__(f"{what} interrupted by signal {signum}{where}")

@@ -28,7 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mlpot.files import atomic_write_text
+from mlpot.files import atomic_write_text, refuse_to_replace_run
 
 __all__ = ["register_cli", "run_cli"]
 
@@ -93,7 +93,12 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--device", default=None, help="torch device for an mlpot model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in DIR")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS",
+                        help="MD steps between checkpoints in DIR/checkpoints (1000); Ctrl-C writes one too")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from DIR/checkpoints (same settings)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results and checkpoints of an earlier run in DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_cli)
     _register_phonons(subparsers)
@@ -158,7 +163,8 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
 
         potential = MLPotCalculator(potential)
     structure = load_structure(structure_spec)
-    _refuse_earlier_results(args.out / "phonons.json", args.overwrite)
+    earlier = [path for path in [args.out / "phonons.json"] if path.exists()]
+    refuse_to_replace_run(args.out, earlier, False, args.overwrite, "an earlier run's results", resumable=False)
     result = compute_phonons(structure, potential, supercell=args.supercell, temperatures_K=args.temperatures,
                              mesh=args.mesh, displacement_A=args.displacement, primitive=args.primitive)
     written = result.write(args.out, band_structure=not args.no_bands)
@@ -168,12 +174,6 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
         print(f"{t:8.1f} {c / n:15.4f} {f / n:12.5f} {e / n:13.4f}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
-
-
-def _refuse_earlier_results(path: Path, overwrite: bool) -> None:
-    """Nothing replaces an earlier run's results unless asked: checked before any computing."""
-    if path.exists() and not overwrite:
-        raise ValueError(f"{path} holds an earlier run's results: pass --overwrite to replace them, or another --out")
 
 
 def load_structure(spec: str):
@@ -225,7 +225,15 @@ def run_cli(args: argparse.Namespace) -> int:
     structure = load_structure(structure_spec)
     reference = _reference_calculator(args)
     json_path = args.out / "heat_capacity.json"
-    _refuse_earlier_results(json_path, args.overwrite)  # before hours of MD, not after
+    checkpoints = args.out / "checkpoints"
+    earlier = [path for path in [json_path] if path.exists()] + sorted(checkpoints.glob("heat_capacity_*K.pt"))
+    if args.resume and not any(p.parent == checkpoints for p in earlier):
+        raise FileNotFoundError(f"--resume given but {checkpoints} holds no heat-capacity checkpoint")
+    # before hours of MD, not after
+    refuse_to_replace_run(args.out, earlier, args.resume, args.overwrite, "an earlier heat-capacity run")
+    if args.overwrite:
+        for path in earlier:
+            path.unlink()
     args.out.mkdir(parents=True, exist_ok=True)
     # too-short runs, noise larger than the signal, bad settings: a ValueError, one line from `mlpot`
     study = run_heat_capacity(
@@ -253,6 +261,9 @@ def run_cli(args: argparse.Namespace) -> int:
         assume_uncorrelated_error=args.assume_uncorrelated_error,
         estimator=args.estimator,
         progress=not args.no_progress,
+        checkpoint_folder=checkpoints,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
     )
     summary = study.as_dict()
     summary["settings"]["potential"] = args.reference or str(args.inputs[0])

@@ -52,6 +52,16 @@ class FrameRecorder:
     def close(self, sim) -> None:
         pass
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The frames kept so far (float64 tensors, [F, ...]), for a checkpoint."""
+        return {name: torch.from_numpy(np.asarray(getattr(self, name), dtype=np.float64))
+                for name in ("positions", "cells", "kinetic", "potential")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from :meth:`state_dict`: the frames of the run a checkpoint interrupted."""
+        for name in ("positions", "cells", "kinetic", "potential"):
+            setattr(self, name, [row.copy() for row in state[name].numpy()])
+
     def frames(self, system: int):
         """The ``ase.Atoms`` of ``system`` at each kept frame (no calculator), and its K and U [F] (eV)."""
         start = int(np.sum(self.sizes[:system]))

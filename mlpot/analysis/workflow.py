@@ -232,6 +232,9 @@ def run_heat_capacity(
     assume_uncorrelated_error: bool = False,
     estimator: str = "total",
     progress: bool = True,
+    checkpoint_folder=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
 ) -> HeatCapacityStudy:
     """Canonical heat capacity over temperatures and supercell sizes: the model's, the reference's, the spread.
 
@@ -263,11 +266,22 @@ def run_heat_capacity(
         estimator: "total" (Var(E), the definition) or "configurational" (f/2 + Var(U)/(k_B T)², a smaller
             statistical error for a solid); both are computed, this one is used for the table, fit and plot.
         progress: show a progress bar.
+        checkpoint_folder: write ``heat_capacity_{T}K.pt`` there for each temperature, every
+            ``checkpoint_every`` steps and when the run ends or is interrupted (Ctrl-C, SIGTERM:
+            :class:`~mlpot.interrupts.RunInterrupted` is raised once it is on disk). Each holds the
+            MD state and what the recorders have kept, so that a resumed study gives the numbers of
+            an uninterrupted one, bit for bit.
+        checkpoint_every: MD steps between checkpoints.
+        resume: continue from the checkpoints in ``checkpoint_folder``: a finished temperature's
+            MD is not run again, an interrupted one continues from its step. The settings must be
+            those of the run that wrote them (ValueError naming each difference).
 
     Returns:
         :class:`HeatCapacityStudy`.
     """
-    from mlpot.dynamics import ProgressBar, Simulation, ThermoRecorder
+    from mlpot.dynamics import CheckpointWriter, ProgressBar, Simulation, ThermoRecorder
+    from mlpot.dynamics.checkpoint import read_checkpoint
+    from mlpot.interrupts import RunInterrupted
 
     temperatures = [float(t) for t in temperatures_K]
     if not temperatures:
@@ -290,6 +304,8 @@ def run_heat_capacity(
         raise ValueError("give a reference calculator or a file of reference energies, not both")
     if reference_energies_file is not None and (len(temperatures) != 1 or len(supercells) != 1):
         raise ValueError("reference energies from a file need exactly one temperature and one supercell size")
+    if resume and checkpoint_folder is None:
+        raise ValueError("resume needs the checkpoint_folder of the run to continue")
     repeats = [_repeat_tuple(r) for r in supercells]
     systems = [supercell(structure, r) for r in repeats]
     mass_per_atom = float(np.sum(structure.get_masses()) / len(structure))
@@ -311,14 +327,40 @@ def run_heat_capacity(
             reporters.append(frames)
         if progress:
             reporters.append(ProgressBar(total_steps, interval=max(1, total_steps // 200), desc=f"{temperature:g} K"))
+        checkpoint = None
+        if checkpoint_folder is not None:
+            checkpoint = Path(checkpoint_folder) / f"heat_capacity_{temperature:g}K.pt"
+            # Everything that shapes this temperature's records: a resumed run must have the same.
+            run_settings = {
+                "temperature_K": temperature, "timestep_fs": float(timestep_fs), "thermostat": thermostat,
+                "friction_per_fs": friction_per_fs, "seed": seed + t_index, "replicas": replicas,
+                "supercells": [list(r) for r in repeats], "equilibration_steps": equilibration_steps,
+                "production_steps": production_steps, "sample_interval": sample_interval,
+                "frame_interval": frame_interval if keep_frames else 0,
+            }
+
+            def records(run_settings=run_settings, recorder=recorder, frames=frames):
+                return {"settings": run_settings, "thermo": recorder.state_dict(),
+                        "frames": {} if frames is None else frames.state_dict()}
+
+            reporters.append(CheckpointWriter(checkpoint, checkpoint_every, extra=records))
         sim = Simulation(
             batch, potential, timestep_fs, ensemble=thermostat, temperature_K=temperature,
             friction_per_fs=friction_per_fs, seed=seed + t_index, reporters=reporters,
         )
+        if resume and checkpoint.exists():
+            saved = read_checkpoint(checkpoint)
+            _check_same_run(saved.get("extra", {}).get("settings"), run_settings, checkpoint)
+            sim.load_checkpoint(saved)  # refuses another potential or other systems
+            recorder.load_state_dict(saved["extra"]["thermo"])
+            if frames is not None:
+                frames.load_state_dict(saved["extra"]["frames"])
         try:
-            sim.run(total_steps)
+            sim.run(total_steps - sim.state.step, handle_signals=checkpoint is not None)
         finally:
             sim.close()
+        if sim.interrupted:  # the final checkpoint is on disk (CheckpointWriter.close)
+            raise RunInterrupted(f"heat capacity at {temperature:g} K", sim.interrupt_signal, checkpoint)
         arrays = recorder.arrays()
         production = arrays["step"] > equilibration_steps
         potential_energies = arrays["E_pot"][production]
@@ -406,6 +448,16 @@ def run_heat_capacity(
         "n_dof_kinetic": "3N (Langevin thermalises the centre of mass)" if thermostat == "langevin" else "3N - 3",
     }
     return HeatCapacityStudy(results=results, fits=fits, mass_per_atom_amu=mass_per_atom, settings=settings)
+
+
+def _check_same_run(saved: dict | None, now: dict, path: Path) -> None:
+    """Raise ValueError unless a checkpoint's run settings are ``now``'s, naming each difference."""
+    if saved is None:
+        raise ValueError(f"{path} is not a heat-capacity checkpoint (it holds no run settings)")
+    changed = [f"{key}: {saved.get(key)!r} in the checkpoint, now {value!r}"
+               for key, value in now.items() if saved.get(key) != value]
+    if changed:
+        raise ValueError(f"resume: the settings differ from those in {path}: {'; '.join(changed)}")
 
 
 def _repeat_tuple(repeat) -> tuple[int, int, int]:

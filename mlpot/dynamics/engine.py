@@ -155,6 +155,8 @@ class Simulation:
         self.contact_guard = guard if self.fast_path else None
         self._prepare_step()
         self._guard = SignalGuard(enabled=False)
+        #: True after :meth:`run` (with ``handle_signals``) stopped early for SIGINT/SIGTERM;
+        #: :attr:`interrupt_signal` is then the signal's number.
         self.interrupted = False
         #: False while a step is in progress or after a failed health check: the state is then
         #: not one to checkpoint.
@@ -165,6 +167,11 @@ class Simulation:
         #: reporters cut their files back to it when they first open them.
         self.resumed_from_step: int | None = None
         self._last_report: dict[int, int] = {}
+
+    @property
+    def interrupt_signal(self) -> int | None:
+        """The signal that interrupted the last :meth:`run`, or None."""
+        return self._guard.signum if self.interrupted else None
 
     # -- observables (cheap, on device) -------------------------------------------------------
 
@@ -344,12 +351,17 @@ class Simulation:
             self._fingerprint = model_fingerprint(self.potential)
         return self._fingerprint
 
-    def save_checkpoint(self, path: str | os.PathLike) -> Path:
+    def save_checkpoint(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write :meth:`checkpoint`, with the hash of the potential, through :func:`mlpot.files.atomic_torch_save`
-        (temporary file in the same folder, fsync, rename; a full disk leaves the previous checkpoint intact)."""
+        (temporary file in the same folder, fsync, rename; a full disk leaves the previous checkpoint intact).
+        ``extra`` (plain tensors, numbers and strings: what the caller needs to continue) is stored
+        under ``"extra"``, in the same file, so that it always belongs to the same step."""
         from mlpot.files import atomic_torch_save
 
-        path = atomic_torch_save({**self.checkpoint(), "potential_fingerprint": self._potential_fingerprint()}, path)
+        data = {**self.checkpoint(), "potential_fingerprint": self._potential_fingerprint()}
+        if extra is not None:
+            data["extra"] = extra
+        path = atomic_torch_save(data, path)
         self.forces.checkpoint_written()
         return path
 

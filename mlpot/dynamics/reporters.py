@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mlpot.progress import progress
 
@@ -182,24 +184,36 @@ class CheckpointWriter(Reporter):
     The file is a ``torch.save`` of plain tensors, numbers and strings (state, integrator
     settings, RNG state, neighbour list), loadable with ``torch.load(..., weights_only=True)``.
     Resume with ``Simulation.from_checkpoint(path, atoms, potential, reporters)``.
+
+
+    Args:
+        path: the checkpoint file (replaced at each write).
+        interval: steps between checkpoints.
+        final: write one more when the run closes in a good state (end of run, Ctrl-C).
+        extra: called at each write; its dict of plain tensors, numbers and strings is stored
+            under ``"extra"`` (e.g. what in-memory reporters hold, so that a resumed run's
+            records are those of an uninterrupted one).
     """
 
-    def __init__(self, path: str | os.PathLike, interval: int = 1000, final: bool = True):
+    def __init__(self, path: str | os.PathLike, interval: int = 1000, final: bool = True,
+                 extra: Callable[[], dict] | None = None):
         super().__init__(interval)
         self.path = Path(path)
         self.final = final
+        self.extra = extra
         self.last_step: int | None = None
 
-    def report(self, sim) -> None:
-        if self.last_step == sim.state.step:
-            return
-        sim.save_checkpoint(self.path)
+    def _write(self, sim) -> None:
+        sim.save_checkpoint(self.path, extra=None if self.extra is None else self.extra())
         self.last_step = sim.state.step
+
+    def report(self, sim) -> None:
+        if self.last_step != sim.state.step:
+            self._write(sim)
 
     def close(self, sim) -> None:
         if self.final and sim.state_is_good and self.last_step != sim.state.step:
-            sim.save_checkpoint(self.path)
-            self.last_step = sim.state.step
+            self._write(sim)
 
 
 class ThermoRecorder(Reporter):
@@ -233,6 +247,18 @@ class ThermoRecorder(Reporter):
         if self.keep_positions:
             self.rows["positions"].append(sim.state.positions.detach().cpu().clone())
             self.rows["momenta"].append(sim.state.momenta.detach().cpu().clone())
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The rows recorded so far as tensors (float64: exact), for a checkpoint (:class:`CheckpointWriter`)."""
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from :meth:`state_dict`: the rows of the run a checkpoint interrupted."""
+        self.clear()
+        for name, values in state.items():
+            rows = values.numpy()
+            self.rows[name] = [torch.from_numpy(r.copy()) for r in rows] if name in ("positions", "momenta") else (
+                [r.copy() for r in rows] if rows.ndim > 1 else rows.tolist())
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {k: np.asarray(v) for k, v in self.rows.items() if k not in ("positions", "momenta")}

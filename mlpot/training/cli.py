@@ -74,9 +74,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``mlpot train``."""
-    from mlpot.cli import resume_command
     from mlpot.training.config import load_config
-    from mlpot.training.loop import TrainingInterrupted
     from mlpot.training.trainer import train
 
     overrides = list(args.overrides)
@@ -91,13 +89,9 @@ def run_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"mlpot train: {exc}", file=sys.stderr)
         return 2
-    try:
-        train(config, resume=True if args.resume else None, overwrite=args.overwrite)
-    except TrainingInterrupted as interrupt:
-        where = f"checkpoint written to {interrupt.checkpoint}; " if interrupt.checkpoint else ""
-        print(f"mlpot train: interrupted by signal {interrupt.signum}; {where}resume with: {resume_command(args)}",
-              file=sys.stderr)
-        return 130
+    # Ctrl-C or SIGTERM: TrainingInterrupted after the checkpoint, which `mlpot` reports with the
+    # command that resumes the run.
+    train(config, resume=True if args.resume else None, overwrite=args.overwrite)
     return 0
 
 

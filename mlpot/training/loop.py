@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlpot.interrupts import SignalGuard
+from mlpot.interrupts import RunInterrupted, SignalGuard
 from mlpot.progress import progress as progress_reporter
 from mlpot.training.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -141,14 +141,11 @@ class FitResult:
     output_dir: Path | None = None
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class TrainingInterrupted(RunInterrupted):
     """Raised by :func:`fit` after SIGINT/SIGTERM, once the final checkpoint is on disk."""
 
     def __init__(self, signum: int, checkpoint: Path | None):
-        self.signum = signum
-        self.checkpoint = checkpoint
-        where = f"; checkpoint written to {checkpoint}" if checkpoint else ""
-        super().__init__(f"training interrupted by signal {signum}{where}")
+        super().__init__("training", signum, checkpoint)
 
 
 # --------------------------------------------------------------------------------------- one step

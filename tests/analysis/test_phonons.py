@@ -51,7 +51,7 @@ def test_phonons_command(tmp_path, capsys):
         assert (out / name).stat().st_size > 5_000
     assert "C_V (k_B/atom)" in capsys.readouterr().out
     assert main(argv) == 2  # the earlier results stay unless --overwrite
-    assert "holds an earlier run's results: pass --overwrite" in capsys.readouterr().err
+    assert f"{out} holds an earlier run's results ({out / 'phonons.json'}): pass --overwrite" in capsys.readouterr().err
     assert json.loads((out / "phonons.json").read_text()) == saved
 
 
