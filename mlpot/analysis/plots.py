@@ -1,6 +1,7 @@
-"""Figures for the heat-capacity analysis: C_V(T) with error bars, and the finite-size extrapolation.
+"""Figures: the heat-capacity analysis (C_V(T) with error bars, the finite-size extrapolation,
+block averaging) and an MD run's log (temperature and energies against time).
 
-Both functions take the JSON-ready dictionary of :meth:`mlpot.analysis.workflow.HeatCapacityStudy.as_dict`
+The heat-capacity functions take the JSON-ready dictionary of :meth:`mlpot.analysis.workflow.HeatCapacityStudy.as_dict`
 (so a figure can be redrawn from a saved JSON file) and write a PNG. matplotlib runs on the Agg backend.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_heat_capacity", "plot_blocking"]
+__all__ = ["plot_heat_capacity", "plot_blocking", "plot_thermo_log"]
 
 
 def _pyplot():
@@ -124,6 +125,55 @@ def plot_blocking(levels, path: str | Path, title: str = "block averaging") -> P
     ax.set_title(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_thermo_log(log: str | Path, path: str | Path, max_systems: int = 8) -> Path:
+    """Temperature, and the potential and conserved energies, against time from a ``thermo.csv``
+    (:class:`mlpot.dynamics.ThermoLog`); write a PNG.
+
+    The energies are drawn in eV relative to their first value, so that a drift
+    of the conserved quantity (NVE: the total energy) stands out beside the potential energy's
+    fluctuation.
+
+    Args:
+        log: the CSV (columns ``step, time_fs, [system,] T_K, E_pot, E_kin, conserved, n_dof``).
+        path: the PNG to write.
+        max_systems: draw at most this many systems of a batched run (the first ones).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: the log has no rows.
+    """
+    import csv
+
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{log} holds no MD rows to plot")
+    systems = sorted({int(r.get("system") or 0) for r in rows})[:max_systems]
+    plt = _pyplot()
+    fig, (ax_t, ax_e) = plt.subplots(2, 1, figsize=(6, 5), sharex=True, constrained_layout=True)
+    for system in systems:
+        mine = [r for r in rows if int(r.get("system") or 0) == system]
+        time_ps = np.array([float(r["time_fs"]) for r in mine]) / 1000.0
+        label = f"system {system}" if len(systems) > 1 else None
+        ax_t.plot(time_ps, [float(r["T_K"]) for r in mine], lw=1, label=label)
+        for column, style in (("E_pot", "-"), ("conserved", "--")):
+            values = np.array([float(r[column]) for r in mine])
+            ax_e.plot(time_ps, values - values[0], style, lw=1,
+                      label=(f"{column}" + (f", system {system}" if len(systems) > 1 else "")))
+    ax_t.set_ylabel("T (K)")
+    if len(systems) > 1:
+        ax_t.legend(fontsize=7)
+    ax_e.set_ylabel("E − E(0) (eV)")
+    ax_e.set_xlabel("time (ps)")
+    ax_e.legend(fontsize=7)
+    path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -5,7 +5,8 @@
 
 MODEL is a saved mlpot model (``mlpot.save_model``) or ``ase:EMT`` / ``ase:LennardJones`` for
 ASE's reference potentials. STRUCTURE is any file ``ase.io.read`` understands (last frame).
-DIR receives ``thermo.csv``, ``trajectory.extxyz``, ``checkpoint.pt`` and ``final.extxyz``; a
+DIR receives ``thermo.csv`` (drawn in ``thermo.png``: temperature and energies against time),
+``trajectory.extxyz``, ``checkpoint.pt`` and ``final.extxyz``; a
 fresh run refuses a DIR that holds an earlier run's files (``--resume`` continues that run,
 ``--overwrite`` deletes its files and starts again).
 Ctrl-C (or SIGTERM) finishes the current step and writes a final checkpoint;
@@ -75,7 +76,7 @@ def register_cli(subparsers) -> None:
 
 
 #: What a run writes in DIR: a fresh run refuses to start over them without --overwrite.
-RUN_FILES = ("thermo.csv", "trajectory.extxyz", "checkpoint.pt", "final.extxyz")
+RUN_FILES = ("thermo.csv", "thermo.png", "trajectory.extxyz", "checkpoint.pt", "final.extxyz")
 
 #: Flags of a fresh run that a resumed run must not change: flag → argument name (= checkpoint key).
 _RESUME_CHECKED_FLAGS = {
@@ -119,7 +120,7 @@ def run_md(args: argparse.Namespace) -> int:
 
     from mlpot.cli import resume_command
     from mlpot.data.datasets import read_structure
-    from mlpot.dynamics.engine import Simulation
+    from mlpot.dynamics.engine import CloseContactError, MDInstabilityError, Simulation
     from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, ThermoLog, TrajectoryWriter
 
     if args.threads is not None:
@@ -182,7 +183,12 @@ def run_md(args: argparse.Namespace) -> int:
         f"temperature from N_dof = {int(dof[0])}",
         file=sys.stderr,
     )
-    sim.run(remaining, handle_signals=True)  # an instability: one line and exit code 1 from `mlpot`
+    try:
+        sim.run(remaining, handle_signals=True)
+    except (MDInstabilityError, CloseContactError):
+        _draw_log(out)  # up to the last good step: where it went wrong (one line and exit code 1 from `mlpot`)
+        raise
+    _draw_log(out)
     ase.io.write(out / "final.extxyz", sim.atoms()[0], format="extxyz")
     if sim.interrupted:
         print(
@@ -193,3 +199,12 @@ def run_md(args: argparse.Namespace) -> int:
         return 130
     print(f"mlpot md: done, {sim.state.step} steps; output in {out}", file=sys.stderr)
     return 0
+
+
+def _draw_log(out: Path) -> None:
+    """``thermo.png`` from ``thermo.csv``, when the run logged any step."""
+    from mlpot.analysis.plots import plot_thermo_log
+
+    log = out / "thermo.csv"
+    if log.exists() and len(log.read_text().splitlines()) > 1:
+        plot_thermo_log(log, out / "thermo.png")

@@ -41,6 +41,7 @@ def test_md_command_runs_and_resumes_bit_for_bit(tmp_path):
     assert np.array_equal(final_whole.positions, final_parts.positions)
     assert len(ase.io.read(whole / "trajectory.extxyz", ":")) == 4
     assert torch.load(whole / "checkpoint.pt", weights_only=True)["step"] == 30
+    assert (whole / "thermo.png").stat().st_size > 10_000  # T and energies against time, drawn from thermo.csv
 
 
 def test_md_command_reports_a_missing_checkpoint(tmp_path, capsys):
