@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlpot.files import atomic_write_text, refuse_to_replace_run
+
 __all__ = ["register_cli", "run_hnn", "run_analysis", "plot_level_sets", "plot_spectrum"]
 
 SYSTEM_CHOICES = ("mass-spring", "pendulum", "two-body", "duffing", "driven-duffing")
@@ -48,6 +50,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default="runs/hnn", help="output directory for SYSTEM.png and SYSTEM.json (default runs/hnn)"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     p.add_argument("--epochs", type=int, default=None, help="override the number of training epochs")
     p.add_argument("--horizon", type=float, default=None, help="length of the long rollouts (time units)")
     p.add_argument("--seed", type=int, default=0)
@@ -67,6 +70,10 @@ def run_hnn(args: argparse.Namespace) -> int:
         write_json,
     )
 
+    # Nothing replaces an earlier run's results unless asked (checked before any training).
+    earlier = Path(args.out) / f"{args.system}.json"
+    refuse_to_replace_run(args.out, [earlier] if earlier.exists() else [], False, args.overwrite,
+                          "an earlier run's results", resumable=False)
     if args.system in ANALYSIS_CHOICES:
         return run_analysis(args)
     if args.data is not None:
@@ -148,8 +155,7 @@ def run_analysis(args: argparse.Namespace) -> int:
         for (re, im), w, a in list(zip(record["eigenvalues"], record["frequencies"], record["amplitudes"]))[:6]:
             print(f"  lambda = {re:+.8f} {im:+.8f}i   omega = {w:+.6g}   amplitude {a:.3g}")
         record["figure"] = str(plot_spectrum(result, out / "koopman.png"))
-    path = out / f"{args.system}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = atomic_write_text(out / f"{args.system}.json", json.dumps(record, indent=2) + "\n")
     print(f"wrote {path} and {record['figure']}")
     return 0
 

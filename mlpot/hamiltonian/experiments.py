@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from mlpot.files import atomic_write_text
 from mlpot.hamiltonian.hnn import HNN, NeuralODEBaseline
 from mlpot.hamiltonian.integrators import implicit_midpoint, rk4
 from mlpot.hamiltonian.port import DampedOscillatorNN, PortHamiltonianNN
@@ -299,8 +300,7 @@ def write_json(results: dict, path: str | Path) -> Path:
             return [clean(v) for v in x]
         return x
 
-    path.write_text(json.dumps(clean(results), indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(clean(results), indent=2) + "\n")
 
 
 # --- plots (matplotlib without pyplot: no global backend state) ----------------------------------

@@ -15,6 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
+from mlpot.files import atomic_write_text, refuse_to_replace_run
+
 __all__ = ["register_cli", "run_communities"]
 
 
@@ -33,6 +35,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--unweighted", action="store_true", help="ignore edge weights")
     p.add_argument("--out", default="runs/communities", help="output directory (default runs/communities)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     p.add_argument("--plot-max-nodes", type=int, default=3000, help="draw the graph only up to this size")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.set_defaults(func=run_communities)
@@ -48,6 +51,9 @@ def run_communities(args: argparse.Namespace) -> int:
     from mlpot.networks.modularity import modularity_of_labels
 
     torch.set_num_threads(args.threads)
+    json_path = Path(args.out) / f"{Path(args.graph_file).stem}.communities.json"
+    refuse_to_replace_run(args.out, [json_path] if json_path.exists() else [], False, args.overwrite,
+                          "an earlier run's results", resumable=False)
     edge_index, weights, num_nodes, names = read_graph(args.graph_file)
     graph = as_graph(edge_index, num_nodes, None if args.unweighted else weights)
     settings = GNNSettings(resolution=args.resolution)
@@ -58,8 +64,7 @@ def run_communities(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.graph_file).stem
-    json_path = out / f"{stem}.communities.json"
-    json_path.write_text(partition_to_json(
+    atomic_write_text(json_path, partition_to_json(
         labels, names, graph_file=str(args.graph_file), num_nodes=num_nodes, num_edges=int(edge_index.shape[1]),
         weighted=weights is not None and not args.unweighted, resolution=args.resolution, seed=args.seed,
         modularity=q, stages=dict(settings.stages), seconds=seconds))

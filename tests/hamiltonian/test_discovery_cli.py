@@ -31,6 +31,9 @@ def test_discover_prints_the_law_and_writes_json_and_plot(pendulum_npz, tmp_path
     assert record["terms"]["cos(q)"] == pytest.approx(-1.0, rel=1e-3)
     assert record["command"].startswith("mlpot hnn discover")
     assert (tmp_path / "discover.png").stat().st_size > 10_000
+    assert main(["hnn", "discover", str(pendulum_npz), "--out", str(tmp_path), "--library", "poly2"]) == 2
+    assert "holds an earlier run's results" in capsys.readouterr().err
+    assert json.loads((tmp_path / "discover.json").read_text()) == record  # kept unless --overwrite
 
 
 def test_koopman_prints_the_spectrum_and_writes_json_and_plot(tmp_path, capsys):
