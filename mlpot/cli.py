@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     standard error and exit code 2; MD that leaves the model's range (``MDInstabilityError``,
     ``CloseContactError``, from any verb that runs dynamics) is one line and exit code 1.
     ``MLPOT_DEBUG=1`` shows the traceback instead. SIGTERM is
-    handled like Ctrl-C, so verbs that checkpoint on an interrupt (``train``, ``md``) do so for
-    both, and print the command that resumes them.
+    handled like Ctrl-C, so verbs that checkpoint on an interrupt (``train``, ``md``,
+    ``heat-capacity``: they raise :class:`~mlpot.interrupts.RunInterrupted`) do so for both, and
+    this prints the command that resumes them.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RunInterrupted as interrupt:  # the run's checkpoint is on disk: say how to continue it
-        where = f"checkpoint written to {interrupt.checkpoint}; " if interrupt.checkpoint else ""
-        print(f"mlpot {args.command}: interrupted by signal {interrupt.signum}; {where}resume with: "
-              f"{resume_command(args)}", file=sys.stderr)
+        print(f"mlpot {args.command}: {interrupt}; resume with: {resume_command(args)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(f"mlpot {args.command}: interrupted", file=sys.stderr)

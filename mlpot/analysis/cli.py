@@ -19,7 +19,10 @@ is a file that ``ase.io.read`` understands (last frame), or a chemical symbol su
 The MD runs all sizes (× replicas) of one temperature in one batched call, with Langevin (BAOAB) or Bussi
 thermostats. Printed: a table of C_V per size and extrapolated (C_V/N = c_∞ + b/N), in k_B per atom,
 J/(mol·K) and J/(g·K), with the kinetic degrees of freedom used; raw values are shown next to the
-noise-corrected ones when a correction applies. Written: DIR/heat_capacity.json and DIR/heat_capacity.png.
+noise-corrected ones when a correction applies. Written: DIR/heat_capacity.json and DIR/heat_capacity.png,
+and the MD's checkpoints in DIR/checkpoints (every ``--checkpoint-every`` steps and at Ctrl-C or SIGTERM):
+``--resume`` continues an interrupted study to the numbers an uninterrupted one gives; ``--overwrite``
+replaces an earlier study in DIR, which is otherwise refused before any MD.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mlpot.dynamics.cli import add_min_distance_argument, min_distance_argument
 from mlpot.files import atomic_write_text, refuse_to_replace_run
 
 __all__ = ["register_cli", "run_cli"]
@@ -93,6 +97,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--device", default=None, help="torch device for an mlpot model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_min_distance_argument(parser)
     parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS",
                         help="MD steps between checkpoints in DIR/checkpoints (1000); Ctrl-C writes one too")
     parser.add_argument("--resume", action="store_true",
@@ -225,15 +230,13 @@ def run_cli(args: argparse.Namespace) -> int:
     structure = load_structure(structure_spec)
     reference = _reference_calculator(args)
     json_path = args.out / "heat_capacity.json"
-    checkpoints = args.out / "checkpoints"
-    earlier = [path for path in [json_path] if path.exists()] + sorted(checkpoints.glob("heat_capacity_*K.pt"))
-    if args.resume and not any(p.parent == checkpoints for p in earlier):
-        raise FileNotFoundError(f"--resume given but {checkpoints} holds no heat-capacity checkpoint")
-    # before hours of MD, not after
-    refuse_to_replace_run(args.out, earlier, args.resume, args.overwrite, "an earlier heat-capacity run")
-    if args.overwrite:
-        for path in earlier:
-            path.unlink()
+    checkpoints = args.out / "checkpoints"  # the study's checkpoints: refused or deleted by run_heat_capacity
+    resumable = (checkpoints / "study.json").exists()
+    if args.resume and not resumable:
+        raise FileNotFoundError(f"--resume given but {checkpoints} holds no heat-capacity study to continue")
+    # before hours of MD, not after; the JSON itself is replaced (atomically) only at the end
+    refuse_to_replace_run(args.out, [json_path] if json_path.exists() else [], args.resume, args.overwrite,
+                          "an earlier heat-capacity run", resumable=resumable)
     args.out.mkdir(parents=True, exist_ok=True)
     # too-short runs, noise larger than the signal, bad settings: a ValueError, one line from `mlpot`
     study = run_heat_capacity(
@@ -264,6 +267,8 @@ def run_cli(args: argparse.Namespace) -> int:
         checkpoint_folder=checkpoints,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        overwrite=args.overwrite,
+        min_distance_fraction=min_distance_argument(args),
     )
     summary = study.as_dict()
     summary["settings"]["potential"] = args.reference or str(args.inputs[0])

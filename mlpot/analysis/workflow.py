@@ -20,6 +20,8 @@ draws it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,10 @@ from mlpot.analysis.thermo import (
     heat_capacity_canonical,
     heat_capacity_configurational,
 )
+from mlpot.dynamics.health import MIN_DISTANCE_FRACTION
+from mlpot.files import atomic_write_text, refuse_to_replace_run
+from mlpot.models.serialization import model_fingerprint
+from mlpot.training.checkpoints import changed_settings
 
 __all__ = ["HeatCapacityStudy", "SizeResult", "run_heat_capacity", "supercell"]
 
@@ -235,6 +241,8 @@ def run_heat_capacity(
     checkpoint_folder=None,
     checkpoint_every: int = 1000,
     resume: bool = False,
+    overwrite: bool = False,
+    min_distance_fraction: float | None = MIN_DISTANCE_FRACTION,
 ) -> HeatCapacityStudy:
     """Canonical heat capacity over temperatures and supercell sizes: the model's, the reference's, the spread.
 
@@ -273,8 +281,13 @@ def run_heat_capacity(
             an uninterrupted one, bit for bit.
         checkpoint_every: MD steps between checkpoints.
         resume: continue from the checkpoints in ``checkpoint_folder``: a finished temperature's
-            MD is not run again, an interrupted one continues from its step. The settings must be
-            those of the run that wrote them (ValueError naming each difference).
+            MD is not run again, an interrupted one continues from its step. The study (structure,
+            potential, temperatures, sizes and MD settings, recorded in ``study.json`` there) must
+            be the one that wrote them (ValueError naming each difference).
+        overwrite: a fresh run into a ``checkpoint_folder`` that holds an earlier study's
+            checkpoints deletes them (after the settings are checked); without it, that is an error.
+        min_distance_fraction: the MD engine's close-contact check (:class:`~mlpot.dynamics.Simulation`);
+            None turns it off.
 
     Returns:
         :class:`HeatCapacityStudy`.
@@ -306,6 +319,8 @@ def run_heat_capacity(
         raise ValueError("reference energies from a file need exactly one temperature and one supercell size")
     if resume and checkpoint_folder is None:
         raise ValueError("resume needs the checkpoint_folder of the run to continue")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of MD steps, got {checkpoint_every}")
     repeats = [_repeat_tuple(r) for r in supercells]
     systems = [supercell(structure, r) for r in repeats]
     mass_per_atom = float(np.sum(structure.get_masses()) / len(structure))
@@ -314,6 +329,16 @@ def run_heat_capacity(
                    or frames_folder is not None)
     per_replica = max(1, -(-int(reference_frames) // replicas))
     frame_interval = max(1, production_steps // per_replica)
+    if checkpoint_folder is not None:
+        # Everything that shapes the records: a resumed study must be the same one.
+        study_record = {
+            "structure_sha256": _structure_fingerprint(structure), "potential_sha256": model_fingerprint(potential),
+            "temperatures_K": temperatures, "supercells": [list(r) for r in repeats], "replicas": replicas,
+            "timestep_fs": float(timestep_fs), "thermostat": thermostat, "friction_per_fs": friction_per_fs,
+            "seed": seed, "equilibration_steps": equilibration_steps, "production_steps": production_steps,
+            "sample_interval": sample_interval, "frame_interval": frame_interval if keep_frames else 0,
+        }
+        _open_checkpoint_folder(Path(checkpoint_folder), study_record, resume, overwrite)
 
     results: dict[float, list[SizeResult]] = {}
     fits: dict[float, FiniteSizeFit] = {}
@@ -330,27 +355,22 @@ def run_heat_capacity(
         checkpoint = None
         if checkpoint_folder is not None:
             checkpoint = Path(checkpoint_folder) / f"heat_capacity_{temperature:g}K.pt"
-            # Everything that shapes this temperature's records: a resumed run must have the same.
-            run_settings = {
-                "temperature_K": temperature, "timestep_fs": float(timestep_fs), "thermostat": thermostat,
-                "friction_per_fs": friction_per_fs, "seed": seed + t_index, "replicas": replicas,
-                "supercells": [list(r) for r in repeats], "equilibration_steps": equilibration_steps,
-                "production_steps": production_steps, "sample_interval": sample_interval,
-                "frame_interval": frame_interval if keep_frames else 0,
-            }
+            run_record = {**study_record, "temperature_K": temperature}
 
-            def records(run_settings=run_settings, recorder=recorder, frames=frames):
-                return {"settings": run_settings, "thermo": recorder.state_dict(),
+            def records(run_record=run_record, recorder=recorder, frames=frames):
+                return {"settings": run_record, "thermo": recorder.state_dict(),
                         "frames": {} if frames is None else frames.state_dict()}
 
+            # Last: its checkpoint at a step then holds every other reporter's record of that step.
             reporters.append(CheckpointWriter(checkpoint, checkpoint_every, extra=records))
         sim = Simulation(
             batch, potential, timestep_fs, ensemble=thermostat, temperature_K=temperature,
             friction_per_fs=friction_per_fs, seed=seed + t_index, reporters=reporters,
+            min_distance_fraction=min_distance_fraction,
         )
         if resume and checkpoint.exists():
             saved = read_checkpoint(checkpoint)
-            _check_same_run(saved.get("extra", {}).get("settings"), run_settings, checkpoint)
+            _refuse_another_study(saved.get("extra", {}).get("settings"), run_record, checkpoint)
             sim.load_checkpoint(saved)  # refuses another potential or other systems
             recorder.load_state_dict(saved["extra"]["thermo"])
             if frames is not None:
@@ -450,14 +470,39 @@ def run_heat_capacity(
     return HeatCapacityStudy(results=results, fits=fits, mass_per_atom_amu=mass_per_atom, settings=settings)
 
 
-def _check_same_run(saved: dict | None, now: dict, path: Path) -> None:
-    """Raise ValueError unless a checkpoint's run settings are ``now``'s, naming each difference."""
+def _structure_fingerprint(atoms) -> str:
+    """SHA-256 of a structure's atomic numbers, positions, cell and periodicity."""
+    digest = hashlib.sha256()
+    for array in (atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _refuse_another_study(saved: dict | None, now: dict, path: Path) -> None:
+    """Raise ValueError unless the study recorded in ``path`` is ``now``, naming each difference."""
     if saved is None:
-        raise ValueError(f"{path} is not a heat-capacity checkpoint (it holds no run settings)")
-    changed = [f"{key}: {saved.get(key)!r} in the checkpoint, now {value!r}"
-               for key, value in now.items() if saved.get(key) != value]
-    if changed:
-        raise ValueError(f"resume: the settings differ from those in {path}: {'; '.join(changed)}")
+        raise ValueError(f"{path} is not a heat-capacity checkpoint (it records no study)")
+    changes = changed_settings(saved, now)
+    if changes:
+        raise ValueError(f"resume: the study differs from the one in {path}: {'; '.join(changes)}; resume "
+                         "with the original settings, or start again with overwrite (--overwrite)")
+
+
+def _open_checkpoint_folder(folder: Path, study_record: dict, resume: bool, overwrite: bool) -> None:
+    """Check a resumed study against ``folder/study.json``, or start a fresh one there: refused over
+    an earlier study's checkpoints unless ``overwrite``, which deletes them."""
+    record = folder / "study.json"
+    earlier = sorted(folder.glob("heat_capacity_*K.pt")) + ([record] if record.exists() else [])
+    if resume:
+        if not record.exists():
+            raise FileNotFoundError(f"resume: {folder} holds no heat-capacity study to continue (no study.json)")
+        _refuse_another_study(json.loads(record.read_text()), study_record, record)
+        return
+    refuse_to_replace_run(folder, earlier, resume, overwrite, "the checkpoints of an earlier heat-capacity study")
+    for path in earlier:
+        path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps(study_record, indent=1))
 
 
 def _repeat_tuple(repeat) -> tuple[int, int, int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mlpot.dynamics.health import MIN_DISTANCE_FRACTION
 from mlpot.files import refuse_to_replace_run
+from mlpot.interrupts import RunInterrupted
 
 __all__ = ["register_cli", "run_md"]
 
@@ -52,11 +53,7 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (momenta and thermostat noise)")
     parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin in Å (default 1.0)")
-    parser.add_argument(
-        "--min-distance-fraction", type=float, default=MIN_DISTANCE_FRACTION, metavar="F",
-        help="stop when two atoms come closer than F × their element pair's shortest distance in the model's "
-             f"training data (default {MIN_DISTANCE_FRACTION}; 0 turns the check off)",
-    )
+    add_min_distance_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--thermo-every", type=int, default=10, help="steps between thermo rows (10)")
     parser.add_argument("--traj-every", type=int, default=100, help="steps between trajectory frames (100)")
@@ -73,6 +70,23 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_md)
+
+
+def add_min_distance_argument(parser: argparse.ArgumentParser) -> None:
+    """``--min-distance-fraction F``, for every verb that runs MD (read with :func:`min_distance_argument`)."""
+    parser.add_argument(
+        "--min-distance-fraction", type=float, default=MIN_DISTANCE_FRACTION, metavar="F",
+        help="stop when two atoms come closer than F × their element pair's shortest distance in the model's "
+             f"training data (default {MIN_DISTANCE_FRACTION}; 0 turns the check off; not stored in a "
+             "checkpoint: give it again with --resume)",
+    )
+
+
+def min_distance_argument(args: argparse.Namespace) -> float | None:
+    """The engine's ``min_distance_fraction`` from ``--min-distance-fraction`` (0: None, no check)."""
+    if not 0 <= args.min_distance_fraction <= 1:
+        raise ValueError(f"--min-distance-fraction must be in [0, 1] (0: no check), got {args.min_distance_fraction}")
+    return args.min_distance_fraction or None
 
 
 #: What a run writes in DIR: a fresh run refuses to start over them without --overwrite.
@@ -118,7 +132,6 @@ def run_md(args: argparse.Namespace) -> int:
     """Run ``mlpot md``; returns the exit code (130 after an interrupt)."""
     import ase.io
 
-    from mlpot.cli import resume_command
     from mlpot.data.datasets import read_structure
     from mlpot.dynamics.engine import CloseContactError, MDInstabilityError, Simulation
     from mlpot.dynamics.reporters import CheckpointWriter, ProgressBar, ThermoLog, TrajectoryWriter
@@ -127,21 +140,16 @@ def run_md(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if not 0 <= args.min_distance_fraction <= 1:
-        raise ValueError(f"--min-distance-fraction must be in [0, 1] (0: no check), got {args.min_distance_fraction}")
-    min_distance_fraction = args.min_distance_fraction or None  # 0: the engine's "no check"
+    min_distance_fraction = min_distance_argument(args)
     out: Path = args.out
     checkpoint_path = out / "checkpoint.pt"
     if args.resume and not checkpoint_path.exists():
         raise FileNotFoundError(f"--resume given but {checkpoint_path} does not exist")
     earlier = [out / name for name in RUN_FILES if (out / name).exists()]
-    refuse_to_replace_run(out, earlier, args.resume, args.overwrite, "the files of an earlier MD run")
+    refuse_to_replace_run(out, earlier, args.resume, args.overwrite, "the files of an earlier MD run",
+                          resumable=checkpoint_path.exists())
     atoms = read_structure(args.structure)  # empty or truncated file: a ValueError, one line from `mlpot`
     potential = _load_potential(args.model, args.device, args.compile)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.overwrite:  # a stale checkpoint or trajectory must not outlive the run that replaces it
-        for path in earlier:
-            path.unlink()
     reporters = [
         ThermoLog(out / "thermo.csv", args.thermo_every),
         TrajectoryWriter(out / "trajectory.extxyz", args.traj_every),
@@ -174,6 +182,10 @@ def run_md(args: argparse.Namespace) -> int:
             barostat_time_fs=args.barostat_time_fs,
             min_distance_fraction=min_distance_fraction,
         )
+    if args.overwrite:  # the settings are checked: a stale checkpoint must not outlive the run replacing it
+        for path in earlier:
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
     remaining = max(args.steps - sim.state.step, 0)
     dof = sim.state.n_dof.tolist()
     print(
@@ -188,23 +200,24 @@ def run_md(args: argparse.Namespace) -> int:
     except (MDInstabilityError, CloseContactError):
         _draw_log(out)  # up to the last good step: where it went wrong (one line and exit code 1 from `mlpot`)
         raise
-    _draw_log(out)
     ase.io.write(out / "final.extxyz", sim.atoms()[0], format="extxyz")
-    if sim.interrupted:
-        print(
-            f"mlpot md: interrupted at step {sim.state.step}; checkpoint written to {checkpoint_path}; "
-            f"resume with: {resume_command(args)}",
-            file=sys.stderr,
-        )
-        return 130
+    _draw_log(out)
+    if sim.interrupted:  # `mlpot` prints the command that resumes the run
+        raise RunInterrupted(f"MD at step {sim.state.step}", sim.interrupt_signal, checkpoint_path)
     print(f"mlpot md: done, {sim.state.step} steps; output in {out}", file=sys.stderr)
     return 0
 
 
 def _draw_log(out: Path) -> None:
-    """``thermo.png`` from ``thermo.csv``, when the run logged any step."""
+    """``thermo.png`` from ``thermo.csv``, when the run logged any step. A figure is not worth a
+    run: should drawing fail, a warning says why and the run's files stand."""
+    import warnings
+
     from mlpot.analysis.plots import plot_thermo_log
 
     log = out / "thermo.csv"
     if log.exists() and len(log.read_text().splitlines()) > 1:
-        plot_thermo_log(log, out / "thermo.png")
+        try:
+            plot_thermo_log(log, out / "thermo.png")
+        except (OSError, ValueError) as error:
+            warnings.warn(f"thermo.png not drawn: {error}", RuntimeWarning, stacklevel=2)

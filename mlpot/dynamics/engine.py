@@ -161,6 +161,10 @@ class Simulation:
         #: False while a step is in progress or after a failed health check: the state is then
         #: not one to checkpoint.
         self.state_is_good = True
+        #: False while the reporters are at the current step: a checkpoint written on closing
+        #: after an exception there would hold some reporters' records of that step and not
+        #: others', so a final checkpoint needs both flags.
+        self.reports_done = True
         self._started = False
         self._have_forces = False
         #: The step of the checkpoint this simulation was resumed from (None for a fresh run);
@@ -256,17 +260,21 @@ class Simulation:
         # Report the starting step to every reporter that has not seen it (a fresh run's step 0,
         # or a reporter added between runs); a resumed run's step was reported before the checkpoint.
         step = self.state.step
+        self.reports_done = False
         for reporter in self.reporters:
             if step % reporter.interval == 0 and self._last_report.get(id(reporter)) != step:
                 reporter.report(self)
                 self._last_report[id(reporter)] = step
+        self.reports_done = True
 
     def _report(self) -> None:
         step = self.state.step
+        self.reports_done = False
         for reporter in self.reporters:
             if step % reporter.interval == 0:
                 reporter.report(self)
                 self._last_report[id(reporter)] = step
+        self.reports_done = True
 
     def request_stop(self, *args) -> None:
         """Ask the loop to stop after the current step (what SIGINT/SIGTERM do while ``run`` handles them).

@@ -139,7 +139,7 @@ def check_contacts(guard: "CloseContactGuard", provider, state: MDState, time_fs
         raise CloseContactError(
             f"MD stopped at step {state.step} (t = {time_fs:g} fs): {guard.describe(found, state.numbers)}. "
             f"The model's energy there is an extrapolation (train on such geometries, add the ZBL repulsion "
-            f"prior, or pass min_distance_fraction=None, `mlpot md --min-distance-fraction 0`, to go on). "
+            f"prior, or pass min_distance_fraction=None, `--min-distance-fraction 0` on the command line, to go on). "
             f"Reporter output holds everything up to the last good step, {max(state.step - 1, 0)}."
         )
 

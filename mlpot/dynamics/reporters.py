@@ -212,7 +212,7 @@ class CheckpointWriter(Reporter):
             self._write(sim)
 
     def close(self, sim) -> None:
-        if self.final and sim.state_is_good and self.last_step != sim.state.step:
+        if self.final and sim.state_is_good and sim.reports_done and self.last_step != sim.state.step:
             self._write(sim)
 
 

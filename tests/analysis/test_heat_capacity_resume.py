@@ -16,17 +16,17 @@ from mlpot.models.reference import LennardJones
 STEPS = 50 + 1500  # equilibration + production, per temperature
 
 
-def _study(folder, resume=False, production_steps=1500):
+def _study(folder, resume=False, production_steps=1500, lattice=5.26, overwrite=False):
     """Argon, 4 atoms, two temperatures; the reference (ASE's LJ, the same potential) keeps frames,
     so the checkpoints carry the reweighting frames as well as the energies."""
     from ase.calculators.lj import LennardJones as AseLennardJones
 
     potential = LennardJones(sigma=3.4, epsilon=0.0104, rc=6.5, smooth=True)
     return run_heat_capacity(
-        bulk("Ar", "fcc", a=5.26, cubic=True), potential, temperatures_K=[40, 60], supercells=[1],
+        bulk("Ar", "fcc", a=lattice, cubic=True), potential, temperatures_K=[40, 60], supercells=[1],
         equilibration_steps=50, production_steps=production_steps, timestep_fs=8, seed=3,
         reference=AseLennardJones(sigma=3.4, epsilon=0.0104, rc=6.5, smooth=True), reference_frames=60,
-        progress=False, checkpoint_folder=folder, checkpoint_every=100, resume=resume,
+        progress=False, checkpoint_folder=folder, checkpoint_every=100, resume=resume, overwrite=overwrite,
     )
 
 
@@ -66,7 +66,15 @@ def test_an_interrupted_study_resumes_bit_for_bit(tmp_path, monkeypatch):
     assert _numbers(_study(tmp_path / "parts", resume=True)) == whole
     assert steps_run == [0, STEPS - 1137]  # 40 K from its checkpoint; 60 K from step 1137
 
+    # Another study is refused, naming what differs; a fresh one over these checkpoints needs overwrite.
     with pytest.raises(ValueError, match=r"production_steps: 1500 in the checkpoint, now 1600"):
         _study(tmp_path / "parts", resume=True, production_steps=1600)
+    with pytest.raises(ValueError, match=r"structure_sha256: "):
+        _study(tmp_path / "parts", resume=True, lattice=5.30)
+    with pytest.raises(ValueError, match="checkpoints of an earlier heat-capacity study .*--overwrite"):
+        _study(tmp_path / "parts", production_steps=1600)
+    steps_run.clear()
+    _study(tmp_path / "parts", production_steps=1600, overwrite=True)
+    assert steps_run == [50 + 1600, 50 + 1600]  # started afresh: both temperatures in full
     with pytest.raises(ValueError, match="resume needs the checkpoint_folder"):
         _study(None, resume=True)

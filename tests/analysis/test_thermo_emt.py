@@ -119,7 +119,8 @@ def test_reference_calculator_reweighting_to_itself_is_exact(tmp_path, capsys):
     # An earlier run's results are never replaced unless asked, and the refusal comes before the MD.
     before = (out / "heat_capacity.json").read_text()
     assert main(argv) == 2
-    assert f"{out} holds an earlier heat-capacity run ({out / 'heat_capacity.json'}, " in capsys.readouterr().err
+    assert f"{out} holds an earlier heat-capacity run ({out / 'heat_capacity.json'}): continue it with --resume" \
+        in capsys.readouterr().err
     assert (out / "heat_capacity.json").read_text() == before
     # --resume continues from DIR/checkpoints: here every temperature is finished, so no MD runs again
     # and the numbers are the same (tests/analysis/test_heat_capacity_resume.py interrupts one).
@@ -127,4 +128,4 @@ def test_reference_calculator_reweighting_to_itself_is_exact(tmp_path, capsys):
     assert json.loads((out / "heat_capacity.json").read_text())["temperatures"] == json.loads(before)["temperatures"]
     assert main(argv + ["--overwrite"]) == 0
     assert main(argv[:-2] + ["--out", str(tmp_path / "empty"), "--resume"]) == 2
-    assert "holds no heat-capacity checkpoint" in capsys.readouterr().err
+    assert "holds no heat-capacity study to continue" in capsys.readouterr().err

@@ -49,7 +49,8 @@ def test_koopman_prints_the_spectrum_and_writes_json_and_plot(tmp_path, capsys):
 
 
 def test_missing_file_and_arrays_are_clear_errors(tmp_path, capsys):
-    assert main(["hnn", "discover", str(tmp_path / "absent.npz")]) == 2
+    assert main(["hnn", "discover", str(tmp_path / "absent.npz"), "--out", str(tmp_path)]) == 2
+    assert "absent.npz" in capsys.readouterr().err
     path = tmp_path / "bad.npz"
     np.savez(path, x=np.zeros(3))
     assert main(["hnn", "discover", str(path), "--out", str(tmp_path)]) == 2
