@@ -68,6 +68,7 @@ from mlpot.files import atomic_write_text  # noqa: E402
 from mlpot.models.serialization import save_model, set_training_min_distances  # noqa: E402
 from mlpot.training.config import config_from_dict  # noqa: E402
 from mlpot.training.data_checks import training_min_distances  # noqa: E402
+from mlpot.training.plots import plot_training_history  # noqa: E402
 from mlpot.training.trainer import (  # noqa: E402
     _elements,
     build_model,
@@ -409,25 +410,12 @@ def family_curves(folder: Path, molecule: str) -> dict[str, list[dict]]:
 
 def plot_history(runs: list[dict], molecule: str, path: Path) -> None:
     """Training and validation force MAE per epoch of each seed's main run (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for run in runs:
-        history = run["history"]
-        for key, label, style in (("train_forces_mae_meV_per_A", "training (running weights)", ":"),
-                                  ("val_forces_mae_meV_per_A", "validation (EMA)", "-")):
-            ax.semilogy(range(1, len(history[key]) + 1), history[key], style, lw=1,
-                        label=f"seed {run['seed']}, {label}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("force MAE (meV/Å)")
-    ax.legend(fontsize=7)
-    ax.set_title(f"rMD17 {molecule}, {runs[0]['n_train']} configurations: training history")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    histories = {}
+    for run in runs:  # the report keeps one list per metric; the plot takes one dict per epoch
+        columns = run["history"]
+        histories[f"seed {run['seed']}"] = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    plot_training_history(histories, path,
+                          title=f"rMD17 {molecule}, {runs[0]['n_train']} configurations: training history")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,7 @@ from mlpot.training.loop import FitResult, LoopConfig, fit
 from mlpot.training.losses import PotentialLoss
 from mlpot.training.metrics import format_table
 from mlpot.training.multistate_loss import MultistateLoss, evaluate_multistate, is_multistate
+from mlpot.training.plots import plot_training_history
 from mlpot.training.statistics import fit_energy_statistics, fit_multistate_statistics
 
 #: Settings a resumed run may change (dotted config keys): budgets, device, output and reporting.
@@ -300,7 +301,7 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
 
     Returns:
         :class:`TrainResult`. Files in ``config.output``: ``config.yaml``, ``split.json``,
-        ``model.pt``, ``metrics.json``, and per member (``member_K/`` for an ensemble, the output
+        ``model.pt``, ``metrics.json``, ``training.png`` (errors per epoch), and per member (``member_K/`` for an ensemble, the output
         directory itself otherwise) ``metrics.csv``, ``last.pt``, ``best.pt``.
     """
     import yaml
@@ -381,6 +382,11 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
             wall = time.monotonic() - t0
             summary = {**metrics, "wall_s": wall, "epochs": [len(f.history) for f in fits]}
             atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
+            labels = [f"member {k}" for k in range(len(fits))] if len(fits) > 1 else ["model"]
+            histories = {label: fit.history for label, fit in zip(labels, fits) if fit.history}
+            if histories:  # a resumed run that had finished trains no epoch
+                plot_training_history(histories, out / "training.png", title=f"training history ({out.name})",
+                                      best_epochs={label: fit.best_epoch for label, fit in zip(labels, fits)})
             for name, values in metrics.items():
                 print(f"\n{name} set ({len(val_set) if name == 'val' else len(test_set)} structures)")
                 print(format_table(values))

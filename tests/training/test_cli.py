@@ -28,6 +28,7 @@ def test_train_then_eval_writes_model_metrics_json_and_plot(tmp_path, capsys):
     for name in ("model.pt", "split.json", "metrics.csv", "last.pt", "best.pt", "config.yaml", "metrics.json"):
         assert (run / name).exists(), name
     assert len(json.loads((run / "split.json").read_text())["train"]) == 12
+    assert (run / "training.png").stat().st_size > 10_000  # errors per epoch, training and validation
 
     code = main(["eval", str(run / "model.pt"), str(ETHANOL), "--energy-unit", "kcal/mol", "--index", "0:6",
                  "--json", str(tmp_path / "eval.json"), "--plot", str(tmp_path / "parity.png")])

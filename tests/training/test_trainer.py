@@ -157,3 +157,18 @@ def test_stress_training_on_silicon_and_an_ensemble_saved_as_a_committee(tmp_pat
     val = [val[i] for i in meta["split"]["val"]]
     out = model(collate([{k: s[k] for k in INPUT_KEYS} for s in val]))
     assert out["energy_std"].shape == (2,) and bool((out["energy_std"] > 0).all())
+
+
+def test_training_history_plot_draws_the_metrics_a_history_holds(tmp_path):
+    """plot_training_history: panels for the metrics present, one line pair per run; a history
+    without any drawable metric is an error, not an empty figure."""
+    import pytest
+
+    from mlpot.training.plots import plot_training_history
+
+    history = [{"epoch": k, "train_forces_mae_meV_per_A": 100.0 / k, "val_forces_mae_meV_per_A": 120.0 / k}
+               for k in range(1, 6)]
+    path = plot_training_history({"a": history, "b": history[:3]}, tmp_path / "h.png", best_epochs={"a": 4})
+    assert path.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no epoch holds a metric"):
+        plot_training_history({"a": [{"epoch": 1, "lr": 0.01}]}, tmp_path / "none.png")
