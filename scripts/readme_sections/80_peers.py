@@ -41,6 +41,12 @@ def caption(data: dict) -> str:
         f"(target ≥ {data['speedup_target']['min']:g}×)."
         + (" Quick run: not for quoting." if data.get("quick") else "")
         + ("" if data.get("complete", True) else " Incomplete: the run was interrupted (`--resume` adds the rest).")
+        + ("" if "block_start" in data.get("settings", {}) else
+           " **Measured with the protocol before 2026-12-03**: one long MD per timing, in which an untrained "
+           "model's ethanol flies apart at its own pace (mlpot's faster than MACE's), so the ethanol ratios "
+           "favour mlpot; the copper rows are not affected that way. The equivariant engine rows also predate "
+           "a fix of its prepared evaluator. Re-measured ethanol and the status: "
+           "[docs/benchmarks.md](docs/benchmarks.md#speed-benchmarks).")
     )
 
 
