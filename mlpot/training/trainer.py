@@ -301,8 +301,9 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
 
     Returns:
         :class:`TrainResult`. Files in ``config.output``: ``config.yaml``, ``split.json``,
-        ``model.pt``, ``metrics.json``, ``training.png`` (errors per epoch), and per member (``member_K/`` for an ensemble, the output
-        directory itself otherwise) ``metrics.csv``, ``last.pt``, ``best.pt``.
+        ``model.pt``, ``metrics.json``, ``training.png`` (errors per epoch), and per member
+        (``member_K/`` for an ensemble, the output directory itself otherwise) ``metrics.csv``,
+        ``last.pt``, ``best.pt``.
     """
     import yaml
 
