@@ -147,6 +147,9 @@ def test_readme_section_renders_a_small_json(tmp_path, monkeypatch):
     caption = lines[2]
     assert "`python scripts/bench_peers.py`" in caption and "1 torch thread(s)" in caption
     assert "untrained" in caption and "compiled: descriptor" in caption and "MACE not installed" in caption
+    # The JSON's key names give way to each system's blocks; a report lacking block_start is flagged.
+    assert "(ethanol 3 × 10 steps, cu_fcc 3 × 10 steps)" in caption and "steps_per_block" not in caption
+    assert "Measured with the protocol before 2026-12-03" in caption
     table = [line for line in lines if line.startswith("|")]
     assert table[0].count("steps/s |") == 2 + 2  # steps/s and atom-steps/s for each of the two systems
     assert table[2] == "| mlpot | descriptor | float64 | ase | 300 | 2.7e+03 | 6.00 | 2 | 1.73e+03 | 4.00 |"

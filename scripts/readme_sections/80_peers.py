@@ -28,7 +28,16 @@ def caption(data: dict) -> str:
     else:
         hyperparameters = "hyper-parameters of " + ", ".join(f"`{path}`" for path in ours["hyperparameters"].values())
     compiled = [family for family, model in ours["models"].items() if model["compiled"]]
-    statistic = data["statistic"][:1].upper() + data["statistic"][1:]  # str.capitalize would lower "MD"
+    statistic = data["statistic"]
+    # The JSON's statistic names its own keys; the reader wants the numbers of each system.
+    blocks = {row["system"]: f"{row['blocks']} × {row['steps_per_block']} steps" for row in data["results"]
+              if "blocks" in row and "steps_per_block" in row}
+    if blocks:
+        statistic = statistic.replace(
+            "blocks of steps_per_block MD steps",
+            "blocks of MD steps (" + ", ".join(f"{system} {text}" for system, text in blocks.items()) + ")")
+    statistic = statistic.replace(" (fastest block in best_steps_per_s)", "")
+    statistic = statistic[:1].upper() + statistic[1:]  # str.capitalize would lower "MD"
     return (
         " then ".join(f"`{command}`" for command in data.get("commands", [data["command"]]))
         + f": NVE velocity Verlet at {data['timestep_fs']} fs from {data['temperature_K']:.0f} K, "
