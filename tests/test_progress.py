@@ -5,7 +5,7 @@ import io
 from ase.build import bulk
 
 from mlpot.dynamics import ProgressBar, simulate
-from mlpot.dynamics.reference_potentials import HarmonicSprings
+from mlpot.models.reference import HarmonicSprings
 from mlpot.progress import progress
 
 

@@ -182,20 +182,22 @@ def compute_phonons(
     # The three acoustic modes at Γ are translations (ν = 0): left out of the sums, always (phonopy includes
     # them when round-off leaves them above its cutoff frequency, which made the tables depend on noise).
     phonon.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
-    thermal = phonon.get_thermal_properties_dict()
+    # Temperatures (K), F (kJ/mol), S and C_V (J/K/mol): the result objects, not the dict getters
+    # that phonopy 4 deprecates.
+    temperatures, free_energy, entropy, heat_capacity = phonon.thermal_properties.thermal_properties
     phonon.run_total_dos()
-    dos = phonon.get_total_dos_dict()
+    dos = phonon.total_dos
     # phonopy's tables are per mole of its primitive cell; scale to the input cell.
     cells = len(atoms) / len(phonon.primitive)
     return PhononResult(
-        temperatures_K=np.asarray(thermal["temperatures"]),
-        heat_capacity_kB=np.asarray(thermal["heat_capacity"]) / _R_J_PER_MOL_K * cells,
-        free_energy_eV=np.asarray(thermal["free_energy"]) * _KJ_PER_MOL_TO_EV * cells,
-        entropy_kB=np.asarray(thermal["entropy"]) / _R_J_PER_MOL_K * cells,
+        temperatures_K=np.asarray(temperatures),
+        heat_capacity_kB=np.asarray(heat_capacity) / _R_J_PER_MOL_K * cells,
+        free_energy_eV=np.asarray(free_energy) * _KJ_PER_MOL_TO_EV * cells,
+        entropy_kB=np.asarray(entropy) / _R_J_PER_MOL_K * cells,
         n_atoms=len(atoms),
         supercell=repeat,
         mesh=mesh,
-        frequencies_THz=np.asarray(dos["frequency_points"]),
-        dos=np.asarray(dos["total_dos"]) * cells,
+        frequencies_THz=np.asarray(dos.frequency_points),
+        dos=np.asarray(dos.dos) * cells,
         phonopy=phonon,
     )

@@ -2,7 +2,7 @@
 
 U = ½ Σ_{i→j} [½ k |δ_ij|² + ¼ λ |δ_ij|⁴], δ_ij = mic(x_j − x_i − d_ij), summed over the *directed* bonds of a
 reference crystal (so each bond counts once), d_ij the bond vectors at rest. With λ = 0 this is the exactly
-harmonic crystal of :class:`mlpot.dynamics.reference_potentials.HarmonicSprings`; with λ > 0 the modes
+harmonic crystal of :class:`mlpot.models.reference.HarmonicSprings`; with λ > 0 the modes
 exchange energy, so NVE dynamics is ergodic and the microcanonical estimator has something to measure.
 Forces: F_i = Σ_j (k + λ|δ_ij|²) δ_ij. Batched replicas of the same crystal are supported (the atom count
 must be a multiple of the reference's).
