@@ -184,13 +184,13 @@ def compute_phonons(
     phonon.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
     # Temperatures (K), F (kJ/mol), S and C_V (J/K/mol): the result objects, not the dict getters
     # that phonopy 4 deprecates.
-    temperatures, free_energy, entropy, heat_capacity = phonon.thermal_properties.thermal_properties
+    table_temperatures, free_energy, entropy, heat_capacity = phonon.thermal_properties.thermal_properties
     phonon.run_total_dos()
     dos = phonon.total_dos
     # phonopy's tables are per mole of its primitive cell; scale to the input cell.
     cells = len(atoms) / len(phonon.primitive)
     return PhononResult(
-        temperatures_K=np.asarray(temperatures),
+        temperatures_K=np.asarray(table_temperatures),
         heat_capacity_kB=np.asarray(heat_capacity) / _R_J_PER_MOL_K * cells,
         free_energy_eV=np.asarray(free_energy) * _KJ_PER_MOL_TO_EV * cells,
         entropy_kB=np.asarray(entropy) / _R_J_PER_MOL_K * cells,
